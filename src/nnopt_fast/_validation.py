@@ -1,0 +1,132 @@
+"""Input validation shared by the public API: one place that names the bad argument."""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def check_dtype(dtype):
+    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_X(X, dtype, name="X", n_features=None):
+    """Validate a 2-D finite numeric array and return a C-contiguous copy-or-view in ``dtype``.
+
+    The caller's array is never modified: a new array is made whenever the dtype or the
+    memory layout differs (float16, integers, Fortran order, strided views).
+    """
+    if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
+        X = X.toarray()
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a 2-D numeric array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features, but the model expects {n_features}"
+        )
+    return arr
+
+
+def check_targets(y, output, n_outputs, n_samples, dtype, name="y"):
+    """Validate targets for an output layer; return the array the kernels take.
+
+    softmax: integer labels in ``[0, n_outputs)`` -> int64 of shape (n,).
+    logistic: 0/1 values of shape (n,) or (n, n_outputs) -> dtype (n, n_outputs).
+    identity: finite values of shape (n,) or (n, n_outputs) -> dtype (n, n_outputs).
+    """
+    arr = np.asarray(y)
+    if arr.shape[:1] != (n_samples,):
+        raise ValueError(
+            f"{name} has {arr.shape[0] if arr.ndim else 0} samples but X has {n_samples}"
+        )
+    if output == "softmax":
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be 1-D integer class labels for a softmax output")
+        if arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                raise ValueError(f"{name} must hold integer class labels 0..{n_outputs - 1}")
+        elif arr.dtype.kind not in "biu":
+            raise TypeError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
+        lab = arr.astype(np.int64)
+        if lab.size and (lab.min() < 0 or lab.max() >= n_outputs):
+            raise ValueError(
+                f"{name} must hold class labels in 0..{n_outputs - 1}, "
+                f"got values in {lab.min()}..{lab.max()}"
+            )
+        return np.ascontiguousarray(lab)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[1] != n_outputs:
+        raise ValueError(
+            f"{name} must have shape (n_samples,) or (n_samples, {n_outputs}), got {np.shape(y)}"
+        )
+    T = np.ascontiguousarray(arr, dtype=dtype)
+    if T.size and not np.isfinite(T).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if output == "logistic" and T.size and not np.all((T == 0) | (T == 1)):
+        raise ValueError(f"{name} must hold 0/1 targets for a logistic output")
+    return T
+
+
+def check_sample_weight(sw, n_samples, dtype):
+    """Validate sample weights (None, or finite, non-negative, length n) in ``dtype``."""
+    if sw is None:
+        return None
+    arr = np.asarray(sw)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        arr = np.full(n_samples, float(arr))
+    if arr.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise ValueError("sample_weight must be finite and non-negative")
+    return arr
+
+
+def check_scalar(value, name, *, kind="real", low=None, high=None, low_open=False, high_open=False):
+    """Check a scalar hyper-parameter: type (``"real"`` or ``"int"``) and range."""
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        value = int(value)
+    else:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+        value = float(value)
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return value
+
+
+def check_choice(value, name, choices):
+    """Check that ``value`` is one of ``choices`` (strings)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value

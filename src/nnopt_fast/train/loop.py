@@ -1,0 +1,311 @@
+"""``nf.train``: the epoch loop around a backend's compiled ``run_epoch``."""
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from .._validation import (
+    check_choice,
+    check_sample_weight,
+    check_scalar,
+    check_targets,
+    check_X,
+)
+from ..kernels import get_backend
+from ..kernels import reference as ref
+from .state import TrainConfig, TrainState
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss.
+
+    The model keeps the weights it had at the start of the failing epoch.
+
+    Attributes
+    ----------
+    epoch : int
+        The 1-based epoch whose loss became non-finite.
+    """
+
+    def __init__(self, epoch, lr):
+        self.epoch = epoch
+        self.lr = lr
+        super().__init__(
+            f"training diverged in epoch {epoch}: the loss became NaN or infinite at "
+            f"lr={lr:g}. The model keeps its weights from the start of that epoch; "
+            f"try a smaller learning rate (e.g. lr={lr / 10:g})."
+        )
+
+
+class History:
+    """Per-epoch record of a training run.
+
+    Attributes
+    ----------
+    loss : list of float
+        Training cost of each epoch: the sample-weighted mean of the batch losses
+        (data term plus penalty, each batch's penalty taken before its update).
+    val_loss : list of float
+        Data loss on ``(X_val, y_val)`` after each epoch (empty without validation data).
+    val_score : list of float
+        Accuracy (softmax / logistic) or R^2 (identity) on the validation data.
+    epoch_time : list of float
+        Seconds spent in each epoch's training pass.
+    backend : str
+        The backend that ran the epochs.
+    """
+
+    def __init__(self, backend):
+        self.loss, self.val_loss, self.val_score, self.epoch_time = [], [], [], []
+        self.backend = backend
+
+    @property
+    def epochs(self):
+        return len(self.loss)
+
+    def __repr__(self):
+        last = f", last loss {self.loss[-1]:.6g}" if self.loss else ""
+        return f"History({self.epochs} epochs on {self.backend!r}{last})"
+
+
+def score(net, X, y):
+    """Accuracy (softmax / logistic outputs) or R^2 (identity output) of ``net`` on (X, y)."""
+    pred = net.predict(X)
+    if net.output == "identity":
+        Y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+        P = np.asarray(pred, dtype=np.float64).reshape(len(X), -1)
+        ss_res = ((Y - P) ** 2).sum(axis=0)
+        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), 0.0)
+        return float(r2.mean())
+    y = np.asarray(y)
+    if net.output == "logistic":
+        return float(np.mean(np.all(np.asarray(pred).reshape(y.shape) == y.reshape(y.shape),
+                                    axis=tuple(range(1, y.ndim)))))
+    return float(np.mean(pred == y))
+
+
+def _check_n_threads(n_threads):
+    cores = os.cpu_count() or 1
+    if n_threads is None:
+        return cores
+    n = check_scalar(n_threads, "n_threads", kind="int", low=1)
+    if n > cores:
+        raise ValueError(f"n_threads must be between 1 and the {cores} available cores, got {n}")
+    return n
+
+
+def _check_dropout(dropout, n_hidden):
+    if np.ndim(dropout) == 0:
+        p = check_scalar(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        return (p,) * n_hidden
+    ps = tuple(dropout)
+    if len(ps) != n_hidden:
+        raise ValueError(f"dropout must be a float or one value per hidden layer "
+                         f"({n_hidden}), got {len(ps)} values")
+    return tuple(check_scalar(p, "dropout", low=0.0, high=1.0, high_open=True) for p in ps)
+
+
+def make_config(net, *, batch_size, n_samples, optimizer="sgd", momentum=0.9, beta1=0.9,
+                beta2=0.999, epsilon=1e-8, l2=0.0, l1=0.0, l1_method="subgradient",
+                penalty_div=None, dropout=0.0, seed=0, n_threads=1, parallel="sync"):
+    """Validate hyper-parameters and build a :class:`TrainConfig` for ``net``.
+
+    ``batch_size=None`` means the whole training set; a batch larger than the training set
+    is clipped to it. ``penalty_div=None`` means the tutorial's convention (m = n_samples).
+    """
+    if batch_size is None:
+        B = n_samples
+    else:
+        B = check_scalar(batch_size, "batch_size", kind="int", low=1)
+        B = min(B, n_samples)
+    check_choice(optimizer, "optimizer", ref.OPTIMIZERS)
+    check_choice(l1_method, "l1_method", ("subgradient", "proximal"))
+    check_choice(parallel, "parallel", ("sync", "hogwild"))
+    momentum = check_scalar(momentum, "momentum", low=0.0, high=1.0)
+    beta1 = check_scalar(beta1, "beta1", low=0.0, high=1.0, high_open=True)
+    beta2 = check_scalar(beta2, "beta2", low=0.0, high=1.0, high_open=True)
+    epsilon = check_scalar(epsilon, "epsilon", low=0.0, low_open=True)
+    l2 = check_scalar(l2, "l2", low=0.0)
+    l1 = check_scalar(l1, "l1", low=0.0)
+    return TrainConfig(
+        layer_sizes=net.layer_sizes, activation=net.activation, output=net.output,
+        batch_size=B, optimizer=optimizer, momentum=momentum, beta1=beta1, beta2=beta2,
+        epsilon=epsilon, l2=l2, l1=l1, l1_method=l1_method,
+        penalty_div=float(n_samples if penalty_div is None else penalty_div),
+        dropout=_check_dropout(dropout, net.n_layers - 1), seed=int(seed),
+        n_threads=_check_n_threads(n_threads), parallel=parallel,
+    )
+
+
+def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng, shuffle=True,
+               on_epoch=None):
+    """Run ``epochs`` epochs of ``backend`` with divergence handling.
+
+    ``on_epoch(epoch, loss, seconds)`` is called after each epoch; a true return value
+    stops training. Returns the list of per-epoch losses. Raises :class:`DivergenceError`
+    after restoring the state from the start of the failing epoch.
+    """
+    m = X.shape[0]
+    losses = []
+    for epoch in range(1, epochs + 1):
+        perm = rng.permutation(m).astype(np.int64) if shuffle else np.arange(m, dtype=np.int64)
+        snap = state.snapshot()
+        t0 = time.perf_counter()
+        data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, perm, lr, state.step)
+        secs = time.perf_counter() - t0
+        loss = (data + pen) / m
+        if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
+            state.restore(snap)
+            raise DivergenceError(epoch, lr)
+        state.step += n_steps
+        state.t += n_steps
+        losses.append(loss)
+        if on_epoch is not None and on_epoch(epoch, loss, secs):
+            break
+    return losses
+
+
+def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentum=0.9,
+          l2=0.0, l1=0.0, l1_method="subgradient", dropout=0.0, shuffle=True,
+          random_state=None, backend="auto", n_threads=1, parallel="sync", X_val=None,
+          y_val=None, callbacks=None, verbose=False, sample_weight=None, beta1=0.9,
+          beta2=0.999, epsilon=1e-8):
+    """Train ``net`` in place by mini-batch gradient descent and return its history.
+
+    Parameters
+    ----------
+    net : MLP
+    X : array-like of shape (n_samples, n_in)
+        Copied to the model's dtype and C order when needed; never modified.
+    y : array-like
+        Integer labels 0..K-1 (softmax output), 0/1 targets of shape (n,) or (n, K)
+        (logistic output), or values of shape (n,) or (n, K) (identity output).
+    epochs : int >= 1
+    batch_size : int >= 1 or None
+        ``None`` is batch gradient descent (one step per epoch over all of X),
+        ``1`` is stochastic gradient descent, anything between is mini-batch.
+    lr : float > 0
+        The learning rate sigma.
+    optimizer : {"sgd", "momentum", "nesterov", "adam"}
+    momentum : float in [0, 1]
+        mu for momentum and Nesterov.
+    l2, l1 : float >= 0
+        lambda and lambda_1 of the cost ``J = mean L + l2/(2m) sum ||W||^2 + l1/(2m) sum |W|``
+        with m = len(X), whatever the batch size.
+    l1_method : {"subgradient", "proximal"}
+        ``"proximal"`` soft-thresholds after each step and gives exact zeros.
+    dropout : float in [0, 1) or sequence of float
+        Drop probability p of hidden units (inverted dropout; one value per hidden layer
+        allowed). Nothing is dropped at predict time.
+    shuffle : bool
+        Draw a new sample order every epoch.
+    random_state : int, numpy Generator or None
+        Seeds the shuffling and the dropout masks.
+    backend : {"auto", "cython", "numba", "numpy"}
+    n_threads : int >= 1 or None
+        Threads for the training step (``None``: all cores).
+    parallel : {"sync", "hogwild"}
+        With ``n_threads > 1``: deterministic data-parallel batches, or lock-free Hogwild.
+    X_val, y_val : array-like or None
+        Validation data; fills ``val_loss`` and ``val_score`` of the history.
+    callbacks : list of callable or None
+        Each is called as ``cb(net, history)`` after every epoch; a true return value
+        stops training early.
+    verbose : bool
+        Show a progress bar (tqdm) on a terminal, or a line per epoch otherwise.
+    sample_weight : array-like of shape (n_samples,) or None
+    beta1, beta2, epsilon : float
+        Adam's hyper-parameters.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    DivergenceError
+        When the loss becomes non-finite; ``net`` keeps its weights from the start of
+        the failing epoch.
+    """
+    from ..model.mlp import MLP
+
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an nnopt_fast.MLP, got {type(net).__name__}")
+    epochs = check_scalar(epochs, "epochs", kind="int", low=1)
+    lr = check_scalar(lr, "lr", low=0.0, low_open=True)
+    if callbacks is not None and not all(callable(c) for c in callbacks):
+        raise TypeError("callbacks must be a list of callables")
+    Xc = check_X(X, net.dtype, n_features=net.layer_sizes[0])
+    m = Xc.shape[0]
+    if m == 0:
+        raise ValueError("X must have at least one sample")
+    T = check_targets(y, net.output, net.layer_sizes[-1], m, net.dtype)
+    sw = check_sample_weight(sample_weight, m, net.dtype)
+    have_val = X_val is not None or y_val is not None
+    if have_val:
+        if X_val is None or y_val is None:
+            raise ValueError("X_val and y_val must be given together")
+        Xv = check_X(X_val, net.dtype, name="X_val", n_features=net.layer_sizes[0])
+        check_targets(y_val, net.output, net.layer_sizes[-1], Xv.shape[0], net.dtype, "y_val")
+    rng = np.random.default_rng(random_state)
+    seed = int(rng.integers(0, 2**63 - 1))
+    cfg = make_config(net, batch_size=batch_size, n_samples=m, optimizer=optimizer,
+                      momentum=momentum, beta1=beta1, beta2=beta2, epsilon=epsilon, l2=l2,
+                      l1=l1, l1_method=l1_method, dropout=dropout, seed=seed,
+                      n_threads=n_threads, parallel=parallel)
+    be = get_backend(backend)
+    state = TrainState(net, cfg)
+    hist = History(getattr(be, "BACKEND_NAME", backend))
+    bar = _progress(epochs, verbose)
+
+    def on_epoch(epoch, loss, secs):
+        hist.loss.append(loss)
+        hist.epoch_time.append(secs)
+        msg = {"loss": f"{loss:.4f}"}
+        if have_val:
+            hist.val_loss.append(net.loss(Xv, y_val))
+            hist.val_score.append(score(net, Xv, y_val))
+            msg["val_loss"] = f"{hist.val_loss[-1]:.4f}"
+            msg["val_score"] = f"{hist.val_score[-1]:.4f}"
+        bar(epoch, msg)
+        stop = False
+        for cb in callbacks or ():
+            stop = bool(cb(net, hist)) or stop
+        return stop
+
+    try:
+        run_epochs(be, cfg, state, Xc, T, sw, epochs=epochs, lr=lr, rng=rng, shuffle=shuffle,
+                   on_epoch=on_epoch)
+    finally:
+        bar(None, None)
+    return hist
+
+
+def _progress(total, verbose):
+    """A per-epoch reporter: tqdm on a terminal, plain lines otherwise, nothing if quiet."""
+    if not verbose:
+        return lambda epoch, msg: None
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(total=total, unit="epoch", leave=True)
+
+        def report(epoch, msg):
+            if epoch is None:
+                pbar.close()
+                return
+            pbar.set_postfix(msg, refresh=False)
+            pbar.update(1)
+
+        return report
+
+    def report(epoch, msg):
+        if epoch is not None:
+            body = " ".join(f"{k}={v}" for k, v in msg.items())
+            print(f"epoch {epoch}/{total} {body}", file=sys.stderr, flush=True)
+
+    return report

@@ -1,0 +1,111 @@
+"""Training configuration and the buffers allocated once per ``train`` call."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a backend's ``run_epoch`` needs to know besides arrays.
+
+    Attributes
+    ----------
+    layer_sizes : tuple of int
+    activation : str
+        Hidden activation name (see ``reference.ACTIVATIONS``).
+    output : str
+        Output layer name (see ``reference.OUTPUTS``).
+    batch_size : int
+        Rows per step; the last batch of an epoch may be shorter.
+    optimizer : {"sgd", "momentum", "nesterov", "adam"}
+    momentum, beta1, beta2, epsilon : float
+    l2, l1 : float
+        Penalty strengths; the per-step coefficients are ``l2 / d`` and ``l1 / (2 d)``.
+    l1_method : {"subgradient", "proximal"}
+    penalty_div : float
+        ``d`` above: the training-set size m for ``nf.train``'s tutorial convention, or
+        0 for scikit-learn's per-batch convention (``d`` = the batch's weight sum).
+    dropout : tuple of float
+        Drop probability of each hidden layer (length ``len(layer_sizes) - 2``).
+    seed : int
+        Dropout-mask seed in [0, 2**63).
+    n_threads : int
+    parallel : {"sync", "hogwild"}
+    """
+
+    layer_sizes: tuple
+    activation: str = "tanh"
+    output: str = "softmax"
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    l2: float = 0.0
+    l1: float = 0.0
+    l1_method: str = "subgradient"
+    penalty_div: float = 0.0
+    dropout: tuple = ()
+    seed: int = 0
+    n_threads: int = 1
+    parallel: str = "sync"
+
+    @property
+    def n_layers(self):
+        return len(self.layer_sizes) - 1
+
+
+class TrainState:
+    """Parameters (shared with the model), gradients, optimizer buffers and counters.
+
+    Allocated once per training run and updated in place by every backend.
+
+    Attributes
+    ----------
+    params, grads : ndarray of shape (n_params,)
+        ``params`` *is* the model's buffer; ``grads`` has the same layout.
+    coefs, intercepts, grad_coefs, grad_intercepts : list of ndarray
+        Per-layer views into ``params`` and ``grads``.
+    offsets : ndarray of shape (n_layers, 2), int64
+        Start of ``W_l`` and ``b_l`` inside ``params``.
+    velocity : ndarray of shape (n_params,) (momentum / nesterov), else empty
+    m, v : ndarray of shape (n_params,) (adam), else empty
+    t : int
+        Adam updates done so far.
+    step : int
+        Global batch counter (keys the dropout masks).
+    workspace : dict
+        Per-backend scratch buffers, allocated by a backend on its first epoch.
+    """
+
+    def __init__(self, net, cfg):
+        self.net = net
+        self.params = net.params
+        self.coefs, self.intercepts = net.coefs_, net.intercepts_
+        self.grads = np.zeros_like(self.params)
+        self.grad_coefs, self.grad_intercepts = net._views(self.grads)
+        offs = []
+        for W, b in zip(self.coefs, self.intercepts):
+            offs.append((_offset(W, self.params), _offset(b, self.params)))
+        self.offsets = np.asarray(offs, dtype=np.int64).reshape(-1, 2)
+        dt = self.params.dtype
+        empty = np.zeros(0, dtype=dt)
+        self.velocity = np.zeros_like(self.params) if cfg.optimizer in ("momentum", "nesterov") else empty
+        self.m = np.zeros_like(self.params) if cfg.optimizer == "adam" else empty
+        self.v = np.zeros_like(self.params) if cfg.optimizer == "adam" else empty
+        self.t = 0
+        self.step = 0
+        self.workspace = {}
+
+    def snapshot(self):
+        """Copies of everything an epoch changes, for :meth:`restore`."""
+        return (self.params.copy(), self.velocity.copy(), self.m.copy(), self.v.copy())
+
+    def restore(self, snap):
+        self.params[...], self.velocity[...], self.m[...], self.v[...] = snap
+
+
+def _offset(view, base):
+    return (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // base.itemsize
