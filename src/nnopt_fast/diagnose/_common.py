@@ -1,0 +1,202 @@
+"""Helpers shared by the diagnose package: seeds, one-thread fits, indexing, losses, joblib runs."""
+
+import numbers
+import time
+
+import numpy as np
+from joblib import Parallel
+from sklearn.base import clone, is_classifier
+
+_CONTROLLER = None
+
+
+def as_seed_sequence(random_state, name="random_state"):
+    """Turn ``random_state`` into a :class:`numpy.random.SeedSequence`.
+
+    None gives fresh OS entropy (results not reproducible); an int or a SeedSequence gives
+    reproducible streams; a Generator or RandomState is drawn from once (it advances).
+    """
+    if random_state is None:
+        return np.random.SeedSequence()
+    if isinstance(random_state, np.random.SeedSequence):
+        return random_state
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {random_state}")
+        return np.random.SeedSequence(int(random_state))
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(int(random_state.integers(2**63)))
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.SeedSequence(int(random_state.randint(2**31 - 1)))
+    raise TypeError(
+        f"{name} must be None, a non-negative int, a numpy SeedSequence, Generator or "
+        f"RandomState, got {type(random_state).__name__}"
+    )
+
+
+def child_seeds(seed_seq, n):
+    """Derive ``n`` independent (bootstrap SeedSequence, estimator seed int) pairs.
+
+    Derivation uses the spawn-key scheme explicitly instead of ``SeedSequence.spawn`` on
+    the children, so the same child can be reused (e.g. for every value of a parameter
+    sweep: common random numbers) without the mutation ``spawn`` implies.
+    """
+    out = []
+    for child in seed_seq.spawn(n):
+        boot = np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key + (0,))
+        est = np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key + (1,))
+        out.append((boot, int(est.generate_state(1, np.uint32)[0])))
+    return out
+
+
+def derived_int(seed_seq, index):
+    """A reproducible 32-bit seed derived from ``seed_seq`` for the sub-task ``index``."""
+    ss = np.random.SeedSequence(seed_seq.entropy, spawn_key=seed_seq.spawn_key + (1000 + index,))
+    return int(ss.generate_state(1, np.uint32)[0])
+
+
+def check_estimator(estimator, name="estimator"):
+    """Raise TypeError unless ``estimator`` looks like a scikit-learn estimator."""
+    for attr in ("fit", "predict", "get_params", "set_params"):
+        if not hasattr(estimator, attr):
+            raise TypeError(
+                f"{name} must be a scikit-learn compatible estimator with fit, predict, "
+                f"get_params and set_params; {type(estimator).__name__} has no {attr}"
+            )
+
+
+def has_param(estimator, param):
+    """True if ``param`` is one of the estimator's constructor parameters."""
+    return param in estimator.get_params(deep=False)
+
+
+def prepare(estimator, params=None, seed=None, single_thread=True):
+    """Clone ``estimator``, apply ``params``, then the round's seed and ``n_threads=1``.
+
+    ``n_threads`` is set on the estimator and on any nested estimator (``step__n_threads``)
+    that has it: one fit per worker keeps the thread budget owned by joblib, and it makes
+    results independent of the thread layout. ``seed`` overrides ``random_state`` the same way.
+    """
+    est = clone(estimator)
+    if params:
+        est.set_params(**params)
+    names = est.get_params(deep=True)
+    update = {}
+    for key in names:
+        leaf = key.rsplit("__", 1)[-1]
+        if single_thread and leaf == "n_threads":
+            update[key] = 1
+        if seed is not None and leaf == "random_state":
+            update[key] = seed
+    if update:
+        est.set_params(**update)
+    return est
+
+
+def _controller():
+    # Building a ThreadpoolController inspects every loaded library: do it once per process.
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+def one_blas_thread():
+    """Context manager limiting BLAS/OpenMP pools to one thread for the fit inside it.
+
+    Parallel rounds already use every core; a multi-threaded GEMM inside each would
+    oversubscribe them, and the thread count must not change the numbers.
+    """
+    return _controller().limit(limits=1)
+
+
+def timed_fit(est, X, y):
+    """Fit ``est`` under a one-thread BLAS limit and return the seconds it took."""
+    with one_blas_thread():
+        t0 = time.perf_counter()
+        est.fit(X, y)
+        return time.perf_counter() - t0
+
+
+def n_samples_of(X, name="X"):
+    """Number of rows of an array-like (ndarray, DataFrame, sparse matrix, list)."""
+    if hasattr(X, "shape") and len(X.shape) >= 1:
+        return int(X.shape[0])
+    try:
+        return len(X)
+    except TypeError:
+        raise TypeError(f"{name} must be an array-like with a length, got {type(X).__name__}") from None
+
+
+def take(X, idx):
+    """Rows ``idx`` of ``X``: positional for DataFrames, fancy indexing otherwise."""
+    if hasattr(X, "iloc"):
+        return X.iloc[idx]
+    if isinstance(X, list):
+        return [X[i] for i in idx]
+    return X[idx]
+
+
+def as_target(y, n, name="y"):
+    """``y`` as an ndarray with ``n`` rows (labels of any dtype are kept as they are)."""
+    arr = np.asarray(y)
+    if arr.ndim == 0 or arr.shape[0] != n:
+        got = arr.shape[0] if arr.ndim else 0
+        raise ValueError(f"{name} has {got} samples but its X has {n}")
+    return arr
+
+
+def check_n_rounds(n_rounds, name="n_rounds", low=1):
+    """Validate a positive integer count."""
+    if not isinstance(n_rounds, numbers.Integral) or isinstance(n_rounds, bool):
+        raise TypeError(f"{name} must be an int, got {type(n_rounds).__name__}")
+    if n_rounds < low:
+        raise ValueError(f"{name} must be >= {low}, got {n_rounds}")
+    return int(n_rounds)
+
+
+def loss_name(estimator):
+    """The loss the curves report for ``estimator``: log-loss (classifiers) or mse."""
+    if is_classifier(estimator):
+        return "log_loss" if hasattr(estimator, "predict_proba") else "zero_one"
+    return "mse"
+
+
+def model_loss(est, X, y, labels):
+    """Log-loss of a fitted classifier (over all ``labels``), its 0-1 error, or the mse.
+
+    A classifier fitted on a subset that missed a class gets probability 0 for that class,
+    which log-loss clips: its loss is then large but finite, as it should be.
+    """
+    if is_classifier(est):
+        if not hasattr(est, "predict_proba"):
+            return float(np.mean(np.asarray(est.predict(X)) != y))
+        from sklearn.metrics import log_loss
+
+        proba = np.asarray(est.predict_proba(X), dtype=np.float64)
+        classes = np.asarray(est.classes_)
+        if len(classes) == len(labels) and np.array_equal(classes, labels):
+            full = proba
+        else:
+            full = np.zeros((proba.shape[0], len(labels)))
+            full[:, np.searchsorted(labels, classes)] = proba
+        return float(log_loss(y, full, labels=labels))
+    pred = np.asarray(est.predict(X), dtype=np.float64)
+    return float(np.mean((pred.reshape(np.shape(y)) - np.asarray(y, dtype=np.float64)) ** 2))
+
+
+def run_parallel(tasks, n_jobs, progress=False, desc=None):
+    """Run joblib ``delayed`` tasks in order, optionally under a tqdm progress bar.
+
+    Whatever backend is active (``joblib.parallel_backend("dask")`` included) runs them.
+    """
+    tasks = list(tasks)
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    results = parallel(tasks)
+    if progress:
+        from tqdm.auto import tqdm
+
+        results = tqdm(results, total=len(tasks), desc=desc, leave=False)
+    return list(results)

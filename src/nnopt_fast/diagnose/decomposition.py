@@ -1,0 +1,365 @@
+"""Bias-variance decomposition over bootstrap training sets, run in parallel through joblib."""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from joblib import delayed
+
+from ._common import (
+    as_seed_sequence,
+    as_target,
+    check_estimator,
+    check_n_rounds,
+    child_seeds,
+    n_samples_of,
+    one_blas_thread,
+    prepare,
+    run_parallel,
+    take,
+    timed_fit,
+)
+
+LOSSES = ("mse", "0-1")
+
+
+@dataclass(repr=False)
+class BiasVariance:
+    """Result of :func:`bias_variance`.
+
+    Attributes
+    ----------
+    expected_loss : float
+        ``mean_x mean_i L(f(x; D_i), y)``: the test loss averaged over the rounds.
+    bias_squared : float
+        mse: ``mean_x (f̄(x) − y)²``. 0-1: Domingos' bias ``mean_x 1[y_m(x) ≠ y]``; a
+        point's 0-1 bias is 0 or 1, so its square is itself and the two names agree.
+    variance : float
+        mse: ``mean_x mean_i (f(x; D_i) − f̄(x))²``. 0-1: ``mean_x mean_i 1[f(x; D_i) ≠ y_m(x)]``.
+    n_rounds : int
+        Number of bootstrap rounds.
+    loss : str
+        ``"mse"`` or ``"0-1"``.
+    main_prediction : ndarray of shape (n_test,) or (n_test, n_outputs)
+        mse: the mean prediction f̄(x) (float64). 0-1: the mode y_m(x) of the predicted
+        labels (ties go to the label first in sorted order).
+    variance_unbiased, variance_biased : float or None
+        0-1 only: ``mean_x V(x)·1[B(x)=0]`` and ``mean_x P_i(f=y | f≠y_m)·V(x)·1[B(x)=1]``.
+        Domingos' decomposition (noise-free) holds exactly on the test set:
+        ``expected_loss = bias + variance_unbiased − variance_biased``.
+        Variance on biased points *lowers* the 0-1 loss. With two classes
+        ``variance_biased = mean_x V(x)·1[B(x)=1]``.
+    predictions : ndarray of shape (n_rounds, n_test, ...) or None
+        Per-round predictions on the test set, when ``return_predictions=True``.
+    fit_times : ndarray of shape (n_rounds,)
+        Seconds spent in each round's ``fit``.
+    wall_time : float
+        Seconds for the whole call.
+    """
+
+    expected_loss: float
+    bias_squared: float
+    variance: float
+    n_rounds: int
+    loss: str
+    main_prediction: np.ndarray
+    variance_unbiased: float | None = None
+    variance_biased: float | None = None
+    predictions: np.ndarray | None = None
+    fit_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    wall_time: float = 0.0
+
+    @property
+    def bias(self):
+        """Domingos' 0-1 bias (= ``bias_squared``); None for mse, where only bias² is defined."""
+        return self.bias_squared if self.loss == "0-1" else None
+
+    @property
+    def net_variance(self):
+        """mse: ``variance``; 0-1: ``variance_unbiased − variance_biased`` (Domingos)."""
+        if self.loss == "0-1":
+            return self.variance_unbiased - self.variance_biased
+        return self.variance
+
+    def __str__(self):
+        if self.loss == "mse":
+            return (
+                f"bias-variance (mse, {self.n_rounds} rounds): expected loss "
+                f"{self.expected_loss:.6g} = bias² {self.bias_squared:.6g} + variance "
+                f"{self.variance:.6g}"
+            )
+        return (
+            f"bias-variance (0-1, Domingos, {self.n_rounds} rounds): expected loss "
+            f"{self.expected_loss:.4f} = bias {self.bias_squared:.4f} + net variance "
+            f"{self.net_variance:.4f} (variance {self.variance:.4f}: "
+            f"{self.variance_unbiased:.4f} on unbiased points − "
+            f"{self.variance_biased:.4f} on biased points)"
+        )
+
+    __repr__ = __str__
+
+
+def _check_loss(loss):
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    return loss
+
+
+def _fit_predict(estimator, params, X_train, y_train, X_test, boot_seq, seed):
+    """One round: fit a fresh clone on a bootstrap resample, predict the test set."""
+    n = n_samples_of(X_train)
+    idx = np.random.default_rng(boot_seq).integers(0, n, size=n)
+    est = prepare(estimator, params, seed)
+    fit_time = timed_fit(est, take(X_train, idx), y_train[idx])
+    with one_blas_thread():
+        pred = np.asarray(est.predict(X_test))
+    return pred, fit_time
+
+
+def decompose(predictions, y_test, loss):
+    """Decompose stacked predictions into expected loss, bias (squared) and variance.
+
+    Parameters
+    ----------
+    predictions : ndarray of shape (n_rounds, n_test) or (n_rounds, n_test, n_outputs)
+        Round ``i``'s predictions of the test set. mse needs numbers; 0-1 takes labels of
+        any dtype (strings included) and needs 1-D predictions per round.
+    y_test : ndarray of shape (n_test,) or (n_test, n_outputs)
+        True targets.
+    loss : {"mse", "0-1"}
+
+    Returns
+    -------
+    dict
+        The fields of :class:`BiasVariance` except n_rounds, predictions and times.
+    """
+    _check_loss(loss)
+    P = np.asarray(predictions)
+    y = np.asarray(y_test)
+    if loss == "mse":
+        if P.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+            raise TypeError(
+                "loss='mse' needs numeric targets and predictions; use loss='0-1' for labels"
+            )
+        P = P.astype(np.float64, copy=False).reshape(P.shape[0], *y.shape)
+        y = y.astype(np.float64, copy=False)
+        f_bar = P.mean(axis=0)
+        return dict(
+            expected_loss=float(np.mean((P - y) ** 2)),
+            bias_squared=float(np.mean((f_bar - y) ** 2)),
+            variance=float(np.mean((P - f_bar) ** 2)),
+            main_prediction=f_bar,
+        )
+    if y.ndim != 1 or P.ndim != 2:
+        raise ValueError(
+            "loss='0-1' needs one label per sample: y_test of shape (n_test,), got "
+            f"{y.shape}, predictions per round {P.shape[1:]}"
+        )
+    n_rounds, n_test = P.shape
+    labels, codes = np.unique(np.concatenate([P.ravel(), y]), return_inverse=True)
+    pred_codes = codes[: P.size].reshape(n_rounds, n_test)
+    y_codes = codes[P.size:]
+    counts = np.zeros((n_test, len(labels)), dtype=np.int64)
+    np.add.at(counts, (np.broadcast_to(np.arange(n_test), P.shape), pred_codes), 1)
+    main = counts.argmax(axis=1)  # ties: the first label in sorted order
+    B = (main != y_codes).astype(np.float64)
+    V = 1.0 - counts[np.arange(n_test), main] / n_rounds
+    # P(f = y | f ≠ y_m) on biased points; there y ≠ y_m so "f = y" already implies "f ≠ y_m".
+    hit = counts[np.arange(n_test), y_codes] / n_rounds
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(V > 0, hit / np.where(V > 0, V, 1.0), 0.0)
+    return dict(
+        expected_loss=float(np.mean(P != y)),
+        bias_squared=float(B.mean()),
+        variance=float(V.mean()),
+        main_prediction=labels[main],
+        variance_unbiased=float(np.mean(V * (1.0 - B))),
+        variance_biased=float(np.mean(c * V * B)),
+    )
+
+
+def _validate(estimator, X_train, y_train, X_test, y_test, n_rounds, loss):
+    check_estimator(estimator)
+    _check_loss(loss)
+    n_rounds = check_n_rounds(n_rounds)
+    y_train = as_target(y_train, n_samples_of(X_train, "X_train"), "y_train")
+    y_test = as_target(y_test, n_samples_of(X_test, "X_test"), "y_test")
+    if len(y_train) < 2:
+        raise ValueError(f"X_train needs at least 2 samples to resample, got {len(y_train)}")
+    return y_train, y_test, n_rounds
+
+
+def _assemble(rounds, y_test, loss, n_rounds, return_predictions, t0):
+    preds = np.stack([p for p, _ in rounds])
+    parts = decompose(preds, y_test, loss)
+    return BiasVariance(
+        n_rounds=n_rounds,
+        loss=loss,
+        predictions=preds if return_predictions else None,
+        fit_times=np.array([t for _, t in rounds]),
+        wall_time=time.perf_counter() - t0,
+        **parts,
+    )
+
+
+def bias_variance(estimator, X_train, y_train, X_test, y_test, n_rounds=50, loss="mse",
+                  random_state=None, n_jobs=None, return_predictions=False, *,
+                  seed_estimator=True, progress=False):
+    """Decompose an estimator's test loss into bias and variance over bootstrap training sets.
+
+    Round ``i`` fits a clone of ``estimator`` on a bootstrap resample D_i of the training
+    set (n draws with replacement) and predicts ``X_test``. Rounds run in parallel through
+    joblib (any backend, Dask included), each fit with ``n_threads=1`` when the estimator
+    has that parameter and with BLAS limited to one thread.
+
+    mse, with ``f̄(x) = mean_i f(x; D_i)``::
+
+        bias²         = mean_x (f̄(x) − y)²
+        variance      = mean_x mean_i (f(x; D_i) − f̄(x))²
+        expected_loss = mean_x mean_i (f(x; D_i) − y)²  = bias² + variance
+
+    0-1 (Domingos 2000, noise-free): main prediction ``y_m(x)`` = most frequent predicted
+    label; ``B(x) = 1[y_m(x) ≠ y]``; ``V(x) = mean_i 1[f(x; D_i) ≠ y_m(x)]``. Then exactly
+    ``expected_loss = mean_x [B(x) + c(x) V(x)]`` with ``c = 1`` where ``B = 0`` and
+    ``c = −P_i(f = y | f ≠ y_m)`` where ``B = 1`` (−1 with two classes); the result carries
+    both parts as ``variance_unbiased`` and ``variance_biased``. So ``expected_loss`` is
+    *not* ``bias + variance`` for 0-1 loss: variance on biased points helps. Labels may be
+    of any type (ints, strings).
+
+    Parameters
+    ----------
+    estimator : scikit-learn compatible estimator
+        Cloned for every round (never fitted itself).
+    X_train : array-like of shape (n_train, n_features)
+    y_train : array-like of shape (n_train,) or (n_train, n_outputs)
+    X_test : array-like of shape (n_test, n_features)
+    y_test : array-like of shape (n_test,) or (n_test, n_outputs)
+    n_rounds : int, default=50
+        Number of bootstrap training sets.
+    loss : {"mse", "0-1"}, default="mse"
+        "mse" for regressors (numeric targets), "0-1" for classifiers.
+    random_state : None, int or numpy.random.SeedSequence, default=None
+        Seeds round ``i`` through ``SeedSequence(random_state).spawn(n_rounds)[i]``: its
+        bootstrap sample and (see ``seed_estimator``) the estimator's ``random_state``.
+        The same int gives the same numbers whatever ``n_jobs`` or joblib backend.
+    n_jobs : int or None, default=None
+        joblib's ``n_jobs`` (None: the active backend's default, 1 outside a context).
+    return_predictions : bool, default=False
+        Keep the per-round predictions in the result.
+    seed_estimator : bool, default=True
+        Give each round's clone its own ``random_state`` drawn from the round's seed, so the
+        variance covers initialization as well as the data, and results are reproducible.
+        False keeps the estimator's own ``random_state`` (reproducible only if it is an int).
+    progress : bool, default=False
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    BiasVariance
+
+    Examples
+    --------
+    >>> from sklearn.neural_network import MLPRegressor
+    >>> r = nf.bias_variance(MLPRegressor(max_iter=200), Xtr, ytr, Xte, yte,
+    ...                      n_rounds=20, loss="mse", random_state=0, n_jobs=-1)
+    >>> r.expected_loss, r.bias_squared, r.variance
+    """
+    t0 = time.perf_counter()
+    y_train, y_test, n_rounds = _validate(estimator, X_train, y_train, X_test, y_test,
+                                          n_rounds, loss)
+    seeds = child_seeds(as_seed_sequence(random_state), n_rounds)
+    tasks = (
+        delayed(_fit_predict)(estimator, None, X_train, y_train, X_test, boot,
+                              est_seed if seed_estimator else None)
+        for boot, est_seed in seeds
+    )
+    rounds = run_parallel(tasks, n_jobs, progress, desc="bias-variance")
+    return _assemble(rounds, y_test, loss, n_rounds, return_predictions, t0)
+
+
+@dataclass(repr=False)
+class BiasVarianceCurve:
+    """Result of :func:`bias_variance_curve`: one :class:`BiasVariance` per parameter value.
+
+    Attributes
+    ----------
+    param_name : str
+    param_range : list
+    results : list of BiasVariance
+    """
+
+    param_name: str
+    param_range: list
+    results: list
+
+    def _column(self, attr):
+        return np.array([getattr(r, attr) for r in self.results])
+
+    @property
+    def expected_loss(self):
+        """ndarray of shape (n_values,)."""
+        return self._column("expected_loss")
+
+    @property
+    def bias_squared(self):
+        """ndarray of shape (n_values,)."""
+        return self._column("bias_squared")
+
+    @property
+    def variance(self):
+        """ndarray of shape (n_values,)."""
+        return self._column("variance")
+
+    def __str__(self):
+        rows = [f"{self.param_name:>14}  expected   bias(²)   variance"]
+        for v, r in zip(self.param_range, self.results):
+            rows.append(f"{v!s:>14}  {r.expected_loss:8.4g}  {r.bias_squared:8.4g}  "
+                        f"{r.variance:8.4g}")
+        return "\n".join(rows)
+
+    __repr__ = __str__
+
+
+def bias_variance_curve(estimator, X_train, y_train, X_test, y_test, param_name, param_range,
+                        n_rounds=20, loss="mse", random_state=None, n_jobs=None, *,
+                        seed_estimator=True, progress=False):
+    """:func:`bias_variance` for every value of one constructor parameter, in one parallel run.
+
+    Every value sees the same bootstrap samples and estimator seeds (common random numbers),
+    so differences between values are due to the parameter, not to resampling noise.
+
+    Parameters
+    ----------
+    param_name : str
+        A parameter of ``estimator`` (``alpha``, ``dropout``, ``hidden_layer_sizes``,
+        ``step__alpha`` in a Pipeline, ...).
+    param_range : sequence
+        Values to try.
+    Other parameters
+        As in :func:`bias_variance`.
+
+    Returns
+    -------
+    BiasVarianceCurve
+    """
+    t0 = time.perf_counter()
+    y_train, y_test, n_rounds = _validate(estimator, X_train, y_train, X_test, y_test,
+                                          n_rounds, loss)
+    param_range = list(param_range)
+    if not param_range:
+        raise ValueError("param_range must hold at least one value")
+    if param_name not in estimator.get_params(deep=True):
+        raise ValueError(f"param_name {param_name!r} is not a parameter of "
+                         f"{type(estimator).__name__}")
+    seeds = child_seeds(as_seed_sequence(random_state), n_rounds)
+    tasks = [
+        delayed(_fit_predict)(estimator, {param_name: value}, X_train, y_train, X_test, boot,
+                              est_seed if seed_estimator else None)
+        for value in param_range for boot, est_seed in seeds
+    ]
+    rounds = run_parallel(tasks, n_jobs, progress, desc=f"bias-variance over {param_name}")
+    results = [
+        _assemble(rounds[k * n_rounds:(k + 1) * n_rounds], y_test, loss, n_rounds, False, t0)
+        for k in range(len(param_range))
+    ]
+    return BiasVarianceCurve(param_name=param_name, param_range=param_range, results=results)
