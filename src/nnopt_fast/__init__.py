@@ -3,7 +3,11 @@
 from .kernels import backends
 from .model import MLP
 from .train import DivergenceError, History, train
+from ._serialization import ModelFileError, load
+from .estimators import FitDivergenceError, MLPClassifier, MLPRegressor, ScalingWarning
 
 __version__ = "0.1.0"
 
 __all__ = ["MLP", "train", "History", "DivergenceError", "backends", "__version__"]
+__all__ += ["MLPClassifier", "MLPRegressor", "ScalingWarning", "FitDivergenceError", "load",
+            "ModelFileError"]
