@@ -1,0 +1,249 @@
+"""nf.train: a hand-worked step, loss reduction, divergence, history, callbacks, validation."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import nnopt_fast as nf
+
+
+def make_task(rng, n=240, n_in=5, n_classes=3):
+    """A learnable task: labels are the argmax of a fixed linear map of Gaussian X."""
+    X = rng.normal(size=(n, n_in))
+    y = np.argmax(X @ rng.normal(size=(n_in, n_classes)), axis=1)
+    return X, y
+
+
+def test_one_hand_worked_sgd_step():
+    # Net 1 -> 1 (relu) -> 1 (identity output, squared error), float64:
+    #   W1 = 0.5, b1 = 0, W2 = 1, b2 = 0.5; two samples x = (2, 1), y = (3, 1); m = 2.
+    net = nf.MLP.from_weights([[[0.5]], [[1.0]]], [[0.0], [0.5]], activation="relu",
+                              output="identity", dtype=np.float64)
+    X = np.array([[2.0], [1.0]])
+    y = np.array([3.0, 1.0])
+    # Forward:
+    #   sample 1: z1 = 2 * 0.5 + 0 = 1,   a1 = relu(1) = 1,     z2 = 1 * 1 + 0.5 = 1.5
+    #   sample 2: z1 = 1 * 0.5 + 0 = 0.5, a1 = relu(0.5) = 0.5, z2 = 0.5 * 1 + 0.5 = 1.0
+    # Loss: 1/2 (1.5 - 3)^2 = 1.125 and 1/2 (1 - 1)^2 = 0, mean 0.5625.
+    # Penalty with l2 = 0.2: 0.2 / (2 m) * (W1^2 + W2^2) = 0.05 * (0.25 + 1) = 0.0625.
+    # So the epoch's cost (taken before the update) is 0.5625 + 0.0625 = 0.625.
+    # Backward: dz2 = z2 - y = (-1.5, 0).
+    #   dW2 = mean(a1 * dz2) = (1 * -1.5 + 0.5 * 0) / 2 = -0.75;  db2 = mean(dz2) = -0.75
+    #   dz1 = dz2 * W2 * relu'(z1) = (-1.5, 0)
+    #   dW1 = mean(x * dz1) = (2 * -1.5 + 1 * 0) / 2 = -1.5;      db1 = -0.75
+    # L2 adds (l2 / m) W = 0.1 W to the weights' gradients only:
+    #   gW1 = -1.5 + 0.1 * 0.5 = -1.45;  gW2 = -0.75 + 0.1 * 1 = -0.65
+    # SGD step with lr = 0.1:
+    #   W1 = 0.5 + 0.145 = 0.645;  b1 = 0 + 0.075 = 0.075
+    #   W2 = 1 + 0.065 = 1.065;    b2 = 0.5 + 0.075 = 0.575
+    hist = nf.train(net, X, y, epochs=1, batch_size=None, lr=0.1, l2=0.2, shuffle=False,
+                    backend="numpy")
+    assert hist.loss == [pytest.approx(0.625, abs=1e-15)]
+    np.testing.assert_allclose(net.coefs_[0], [[0.645]], atol=1e-15)
+    np.testing.assert_allclose(net.intercepts_[0], [0.075], atol=1e-15)
+    np.testing.assert_allclose(net.coefs_[1], [[1.065]], atol=1e-15)
+    np.testing.assert_allclose(net.intercepts_[1], [0.575], atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+@pytest.mark.parametrize("batch_size, lr, epochs", [
+    (None, 0.5, 40),   # batch gradient descent: one step per epoch over all of X
+    (1, 0.01, 3),      # stochastic gradient descent: one sample per step
+    (16, 0.1, 10),     # mini-batch
+])
+def test_batch_stochastic_and_mini_batch_reduce_the_loss(rng, backend, batch_size, lr, epochs):
+    X, y = make_task(rng)
+    net = nf.MLP([5, 16, 3], random_state=0)
+    before = net.loss(X, y)
+    hist = nf.train(net, X, y, epochs=epochs, batch_size=batch_size, lr=lr, random_state=0,
+                    backend=backend)
+    after = net.loss(X, y)
+    assert len(hist.loss) == epochs and all(np.isfinite(hist.loss))
+    assert after < 0.5 * before
+    assert hist.loss[-1] < hist.loss[0]
+    assert np.mean(net.predict(X) == y) > 0.85
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
+def test_every_optimizer_reduces_the_loss(rng, optimizer):
+    X, y = make_task(rng)
+    net = nf.MLP([5, 16, 3], random_state=1)
+    before = net.loss(X, y)
+    lr = 0.01 if optimizer == "adam" else 0.05
+    nf.train(net, X, y, epochs=8, batch_size=16, lr=lr, optimizer=optimizer, random_state=1,
+             backend="numpy")
+    assert net.loss(X, y) < 0.5 * before
+
+
+def test_regularized_runs_with_dropout_reduce_the_loss(rng):
+    X, y = make_task(rng)
+    for kwargs in ({"l2": 1.0}, {"l1": 1.0}, {"l1": 1.0, "l1_method": "proximal"},
+                   {"dropout": 0.2}):
+        net = nf.MLP([5, 16, 3], random_state=2)
+        before = net.loss(X, y)
+        nf.train(net, X, y, epochs=8, batch_size=16, lr=0.1, random_state=2, backend="numpy",
+                 **kwargs)
+        assert net.loss(X, y) < 0.6 * before, kwargs
+
+
+def test_proximal_l1_zeros_the_weights_of_useless_inputs(rng):
+    X, y = make_task(rng, n_in=3)
+    X = np.hstack([X, rng.normal(size=(len(X), 5))])  # five pure-noise inputs
+    zeros = {}
+    for method in ("proximal", "subgradient"):
+        net = nf.MLP([8, 3], dtype=np.float64, random_state=0)
+        nf.train(net, X, y, epochs=30, batch_size=32, lr=0.1, l1=40.0, l1_method=method,
+                 random_state=0, backend="numpy")
+        W = net.coefs_[0]
+        zeros[method] = (np.count_nonzero(W[:3] == 0), np.count_nonzero(W[3:] == 0))
+        assert np.mean(net.predict(X) == y) > 0.8
+    signal, noise = zeros["proximal"]
+    assert noise >= 8 and noise >= 2 * signal  # of the 15 weights leaving the noise inputs
+    assert zeros["subgradient"] == (0, 0)  # the subgradient only hovers around 0
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's overflow warnings on the way
+def test_divergence_raises_and_restores_the_weights_of_the_failing_epoch(rng):
+    X = rng.normal(size=(64, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    net = nf.MLP([3, 4, 1], activation="identity", output="identity", dtype=np.float64,
+                 random_state=0)
+    # starts[k] = weights at the start of epoch k + 1, recorded after every epoch.
+    starts = [net.params.copy()]
+    with pytest.raises(nf.DivergenceError) as info:
+        nf.train(net, X, y, epochs=50, batch_size=16, lr=0.5, random_state=0, backend="numpy",
+                 callbacks=[lambda n, h: starts.append(n.params.copy())])
+    err = info.value
+    assert err.epoch > 1  # a later epoch, so "the start of the failing epoch" is not the init
+    assert f"epoch {err.epoch}" in str(err) and "lr=0.5" in str(err)
+    assert "smaller learning rate" in str(err)
+    assert isinstance(err, FloatingPointError)
+    assert np.isfinite(net.params).all()
+    np.testing.assert_array_equal(net.params, starts[err.epoch - 1])
+    assert np.isfinite(net.predict(X)).all()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_divergence_in_the_first_epoch_restores_the_initial_weights(rng):
+    X, y = make_task(rng)
+    net = nf.MLP([5, 8, 3], dtype=np.float32, random_state=0)
+    init = net.params.copy()
+    with pytest.raises(nf.DivergenceError, match="epoch 1"):
+        nf.train(net, X * 1e3, y, epochs=3, batch_size=8, lr=1e30, backend="numpy")
+    np.testing.assert_array_equal(net.params, init)
+
+
+def test_history_and_validation(rng):
+    X, y = make_task(rng)
+    X_val, y_val = make_task(np.random.default_rng(7))
+    net = nf.MLP([5, 8, 3], random_state=0)
+    hist = nf.train(net, X, y, epochs=4, batch_size=32, lr=0.1, X_val=X_val, y_val=y_val,
+                    backend="numpy", random_state=0)
+    assert isinstance(hist, nf.History)
+    assert hist.epochs == len(hist.loss) == len(hist.val_loss) == len(hist.val_score) == 4
+    assert len(hist.epoch_time) == 4 and all(t >= 0 for t in hist.epoch_time)
+    assert hist.backend == "numpy"
+    # The last entries describe the trained model.
+    assert hist.val_loss[-1] == pytest.approx(net.loss(X_val, y_val), rel=1e-6)
+    assert hist.val_score[-1] == pytest.approx(np.mean(net.predict(X_val) == y_val))
+    assert "4 epochs" in repr(hist) and "numpy" in repr(hist)
+    no_val = nf.train(net, X, y, epochs=2, backend="numpy")
+    assert no_val.val_loss == [] and no_val.val_score == []
+
+
+def test_regression_validation_score_is_r2(rng):
+    X = rng.normal(size=(120, 4))
+    Y = np.stack([X @ rng.normal(size=4), X[:, 0] ** 2], axis=1)
+    net = nf.MLP([4, 12, 2], output="identity", dtype=np.float64, random_state=0)
+    hist = nf.train(net, X[:90], Y[:90], epochs=5, batch_size=16, lr=0.05,
+                    X_val=X[90:], y_val=Y[90:], backend="numpy", random_state=0)
+    P = net.predict(X[90:])
+    r2 = 1 - ((Y[90:] - P) ** 2).sum(0) / ((Y[90:] - Y[90:].mean(0)) ** 2).sum(0)
+    assert hist.val_score[-1] == pytest.approx(r2.mean(), rel=1e-9)
+
+
+def test_multilabel_logistic_output_trains(rng):
+    X = rng.normal(size=(200, 4))
+    Y = (X[:, :2] > 0).astype(int)  # two independent labels
+    net = nf.MLP([4, 8, 2], output="logistic", random_state=0)
+    hist = nf.train(net, X, Y, epochs=15, batch_size=16, lr=0.3, X_val=X, y_val=Y,
+                    backend="numpy", random_state=0)
+    subset_accuracy = np.mean(np.all(net.predict(X) == Y, axis=1))
+    assert hist.val_score[-1] == pytest.approx(subset_accuracy)
+    assert subset_accuracy > 0.8
+
+
+def test_callbacks_see_every_epoch_and_can_stop_training(rng):
+    X, y = make_task(rng)
+    seen = []
+
+    def record(net, hist):
+        seen.append((net, hist.epochs, hist.loss[-1]))
+
+    def stop_after_3(net, hist):
+        return hist.epochs >= 3
+
+    net = nf.MLP([5, 8, 3], random_state=0)
+    hist = nf.train(net, X, y, epochs=10, callbacks=[record, stop_after_3], backend="numpy")
+    assert hist.epochs == 3
+    assert [e for _, e, _ in seen] == [1, 2, 3]
+    assert all(n is net for n, _, _ in seen)
+    assert [l for _, _, l in seen] == hist.loss
+
+
+def test_same_seed_same_result_other_seed_other_result(rng):
+    X, y = make_task(rng)
+
+    def fit(seed, shuffle=True):
+        net = nf.MLP([5, 8, 3], random_state=0)
+        nf.train(net, X, y, epochs=2, batch_size=16, lr=0.1, dropout=0.1, shuffle=shuffle,
+                 random_state=seed, backend="numpy")
+        return net.params
+
+    np.testing.assert_array_equal(fit(3), fit(3))
+    assert not np.array_equal(fit(3), fit(4))
+
+
+def test_without_shuffle_or_dropout_the_seed_does_not_matter(rng):
+    X, y = make_task(rng)
+    results = []
+    for seed in (0, 1):
+        net = nf.MLP([5, 8, 3], random_state=0)
+        nf.train(net, X, y, epochs=2, batch_size=16, shuffle=False, random_state=seed,
+                 backend="numpy")
+        results.append(net.params)
+    np.testing.assert_array_equal(*results)
+
+
+def test_train_continues_from_the_current_weights(rng):
+    """train updates the net in place: two calls of one epoch continue, not restart."""
+    X, y = make_task(rng)
+    net = nf.MLP([5, 8, 3], random_state=0)
+    first = nf.train(net, X, y, epochs=1, batch_size=None, lr=0.5, backend="numpy")
+    second = nf.train(net, X, y, epochs=1, batch_size=None, lr=0.5, backend="numpy")
+    assert second.loss[0] < first.loss[0]
+
+
+def test_verbose_prints_one_plain_line_per_epoch_off_a_terminal(rng, capsys):
+    X, y = make_task(rng)
+    nf.train(nf.MLP([5, 8, 3]), X, y, epochs=3, X_val=X, y_val=y, verbose=True,
+             backend="numpy")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [l.split()[:2] for l in lines] == [["epoch", "1/3"], ["epoch", "2/3"],
+                                              ["epoch", "3/3"]]
+    assert all("loss=" in l and "val_score=" in l for l in lines)
+
+
+def test_verbose_shows_a_progress_bar_on_a_terminal(rng, capsys, monkeypatch):
+    X, y = make_task(rng)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    nf.train(nf.MLP([5, 8, 3]), X, y, epochs=3, verbose=True, backend="numpy")
+    err = capsys.readouterr().err
+    assert "3/3" in err and "epoch 1/3" not in err
+
+
+def test_quiet_by_default(rng, capsys):
+    X, y = make_task(rng)
+    nf.train(nf.MLP([5, 8, 3]), X, y, epochs=2, backend="numpy")
+    assert capsys.readouterr() == ("", "")
