@@ -1,5 +1,13 @@
 """Bias-variance diagnosis: decomposition, learning and validation curves, advice, plots."""
 
+from .advice import Diagnosis, Step, diagnose
+from .curves import LearningCurve, ValidationCurve, learning_curve, validation_curve
 from .decomposition import BiasVariance, BiasVarianceCurve, bias_variance, bias_variance_curve
+from .plots import plot_bias_variance_curve, plot_learning_curve, plot_validation_curve
 
-__all__ = ["BiasVariance", "BiasVarianceCurve", "bias_variance", "bias_variance_curve"]
+__all__ = [
+    "BiasVariance", "BiasVarianceCurve", "Diagnosis", "LearningCurve", "Step",
+    "ValidationCurve", "bias_variance", "bias_variance_curve", "diagnose", "learning_curve",
+    "plot_bias_variance_curve", "plot_learning_curve", "plot_validation_curve",
+    "validation_curve",
+]

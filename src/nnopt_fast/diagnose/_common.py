@@ -2,6 +2,7 @@
 
 import numbers
 import time
+import warnings
 
 import numpy as np
 from joblib import Parallel
@@ -70,6 +71,16 @@ def has_param(estimator, param):
     return param in estimator.get_params(deep=False)
 
 
+def find_param(estimator, name):
+    """The ``set_params`` key of parameter ``name``: ``name`` itself, or the unique nested
+    ``step__name`` (e.g. ``mlp__alpha`` in a Pipeline); None if absent or ambiguous."""
+    params = estimator.get_params(deep=True)
+    if name in params:
+        return name
+    keys = [k for k in params if k.endswith("__" + name)]
+    return keys[0] if len(keys) == 1 else None
+
+
 def prepare(estimator, params=None, seed=None, single_thread=True):
     """Clone ``estimator``, apply ``params``, then the round's seed and ``n_threads=1``.
 
@@ -112,12 +123,23 @@ def one_blas_thread():
     return _controller().limit(limits=1)
 
 
-def timed_fit(est, X, y):
-    """Fit ``est`` under a one-thread BLAS limit and return the seconds it took."""
-    with one_blas_thread():
+def timed_fit(est, X, y, caught=None):
+    """Fit ``est`` under a one-thread BLAS limit and return the seconds it took.
+
+    Warnings raised by the fit are appended to ``caught`` (a list) as (category, message)
+    instead of being printed by each worker: :func:`run_parallel` reports them once.
+    """
+    with one_blas_thread(), warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         t0 = time.perf_counter()
         est.fit(X, y)
-        return time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+    if caught is not None:
+        caught.extend((w.category, str(w.message)) for w in record)
+    else:
+        for w in record:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return seconds
 
 
 def n_samples_of(X, name="X"):
@@ -190,13 +212,22 @@ def model_loss(est, X, y, labels):
 def run_parallel(tasks, n_jobs, progress=False, desc=None):
     """Run joblib ``delayed`` tasks in order, optionally under a tqdm progress bar.
 
-    Whatever backend is active (``joblib.parallel_backend("dask")`` included) runs them.
+    Whatever joblib backend is active (``joblib.parallel_backend("dask")`` included) runs
+    them. Each task returns ``(result, caught)``, ``caught`` being the warnings of its fit;
+    they are re-issued here once per distinct message, with the number of fits that raised it.
     """
     tasks = list(tasks)
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-    results = parallel(tasks)
+    outputs = parallel(tasks)
     if progress:
         from tqdm.auto import tqdm
 
-        results = tqdm(results, total=len(tasks), desc=desc, leave=False)
-    return list(results)
+        outputs = tqdm(outputs, total=len(tasks), desc=desc, leave=False)
+    results, counts = [], {}
+    for result, caught in outputs:
+        results.append(result)
+        for key in dict.fromkeys(caught):
+            counts[key] = counts.get(key, 0) + 1
+    for (category, message), k in counts.items():
+        warnings.warn(f"{k} of {len(tasks)} fits: {message}", category, stacklevel=3)
+    return results

@@ -110,10 +110,11 @@ def _fit_predict(estimator, params, X_train, y_train, X_test, boot_seq, seed):
     n = n_samples_of(X_train)
     idx = np.random.default_rng(boot_seq).integers(0, n, size=n)
     est = prepare(estimator, params, seed)
-    fit_time = timed_fit(est, take(X_train, idx), y_train[idx])
+    caught = []
+    fit_time = timed_fit(est, take(X_train, idx), y_train[idx], caught)
     with one_blas_thread():
         pred = np.asarray(est.predict(X_test))
-    return pred, fit_time
+    return (pred, fit_time), caught
 
 
 def decompose(predictions, y_test, loss):

@@ -1,0 +1,461 @@
+"""``nf.diagnose``: the train / check bias / check variance recipe, run and explained."""
+
+import numbers
+import textwrap
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from joblib import delayed
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import train_test_split
+
+from ._common import (
+    as_seed_sequence,
+    as_target,
+    check_estimator,
+    derived_int,
+    find_param,
+    n_samples_of,
+    run_parallel,
+    take,
+)
+from .curves import _fit_score, validation_curve
+from .decomposition import bias_variance
+
+DEFAULT_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+DEFAULT_DROPOUTS = (0.1, 0.2, 0.3, 0.5)
+WIDTH = 88  # terminal width of the printed report
+VERDICTS = ("good fit", "high bias", "high variance", "high bias and high variance")
+
+
+@dataclass
+class Step:
+    """One of the recipe's next steps.
+
+    Attributes
+    ----------
+    title : str
+        The remedy, e.g. ``"bigger network"``.
+    action : str
+        What to do, with concrete parameter values.
+    params : dict
+        The constructor parameters that carry it out (empty when it is advice only).
+    outcome : str
+        What trying it did on the data (empty when not tried).
+    """
+
+    title: str
+    action: str
+    params: dict = field(default_factory=dict)
+    outcome: str = ""
+
+
+@dataclass(repr=False)
+class Diagnosis:
+    """Report of :func:`diagnose`; ``print(rep)`` renders it for a terminal.
+
+    Attributes
+    ----------
+    estimator_name : str
+    n_train, n_validation : int
+        Sizes of the split used.
+    error_name : str
+        ``"misclassification rate"`` (classifiers) or ``"mse"`` (regressors).
+    train_error, validation_error, gap : float
+        Errors of one fit on the training split; ``gap = validation_error − train_error``.
+    baseline_error : float
+        Validation error of a constant predictor (majority class / training mean).
+    tolerance : float
+        Absolute tolerance used by the verdict (``tolerance`` × ``baseline_error``).
+    target_error : float or None
+        The achievable error passed by the user.
+    decomposition : BiasVariance
+        Bias/variance split over bootstrap resamples of the training split, on the
+        validation split (0-1 loss for classifiers, mse for regressors).
+    high_bias, high_variance : bool
+    verdict : str
+        One of ``"good fit"``, ``"high bias"``, ``"high variance"``,
+        ``"high bias and high variance"``.
+    reasons : list of str
+        The comparisons behind the verdict, with their numbers.
+    steps : list of Step
+        The recipe's next steps, in order.
+    suggested_params : dict
+        The parameters of the most promising tried step (empty for a good fit).
+    validation_curves : dict of str to ValidationCurve
+        Regularization sweeps run for high variance (``"alpha"``, ``"dropout"``).
+    decomposition_after : BiasVariance or None
+        The decomposition rerun with the suggested regularization (``verify=True``).
+    wall_time : float
+        Seconds for the whole diagnosis.
+    """
+
+    estimator_name: str
+    n_train: int
+    n_validation: int
+    error_name: str
+    train_error: float
+    validation_error: float
+    gap: float
+    baseline_error: float
+    tolerance: float
+    target_error: float | None
+    decomposition: object
+    high_bias: bool
+    high_variance: bool
+    verdict: str
+    reasons: list
+    steps: list
+    suggested_params: dict
+    validation_curves: dict
+    decomposition_after: object = None
+    wall_time: float = 0.0
+
+    def __str__(self):
+        d = self.decomposition
+        w = 18
+        lines = [
+            f"Diagnosis of {self.estimator_name}: {self.n_train} training / "
+            f"{self.n_validation} validation samples",
+            f"error = {self.error_name} (a constant predictor scores "
+            f"{self.baseline_error:.4g})",
+            "",
+            f"  {'training error':<{w}} {self.train_error:.4f}",
+            f"  {'validation error':<{w}} {self.validation_error:.4f}",
+            f"  {'gap':<{w}} {self.gap:+.4f}   (validation − training)",
+        ]
+        if self.target_error is not None:
+            lines.append(f"  {'target error':<{w}} {self.target_error:.4f}")
+        if d.loss == "mse":
+            lines.append(f"  {'bias² / variance':<{w}} {d.bias_squared:.4g} / {d.variance:.4g}"
+                         f"   (expected loss {d.expected_loss:.4g}, {d.n_rounds} bootstrap "
+                         f"rounds)")
+        else:
+            lines.append(f"  {'bias / variance':<{w}} {d.bias_squared:.4f} / {d.variance:.4f}"
+                         f"   (Domingos 0-1 loss, {d.n_rounds} bootstrap rounds)")
+            lines.append(f"  {'':<{w}} expected loss {d.expected_loss:.4f} = bias + net "
+                         f"variance {d.net_variance:+.4f}")
+        lines += ["", f"Verdict: {self.verdict.upper()}"]
+        for r in self.reasons:
+            lines += textwrap.wrap(r, WIDTH, initial_indent="  - ", subsequent_indent="    ")
+        lines += ["", "Next steps, in order:"]
+        for k, s in enumerate(self.steps, 1):
+            lines += textwrap.wrap(f"{s.title}: {s.action}", WIDTH,
+                                   initial_indent=f"  {k}. ", subsequent_indent="     ")
+            if s.outcome:
+                lines += textwrap.wrap(s.outcome, WIDTH, initial_indent="     -> ",
+                                       subsequent_indent="        ")
+        if self.suggested_params:
+            lines += ["", f"Suggested parameters: {self._fmt_params(self.suggested_params)}"]
+        if self.decomposition_after is not None:
+            a = self.decomposition_after
+            lines.append(
+                f"  with them: variance {d.variance:.4g} -> {a.variance:.4g}, bias "
+                f"{d.bias_squared:.4g} -> {a.bias_squared:.4g}, expected loss "
+                f"{d.expected_loss:.4g} -> {a.expected_loss:.4g}")
+        lines.append(f"({self.wall_time:.1f} s)")
+        return "\n".join(lines)
+
+    @staticmethod
+    def _fmt_params(params):
+        return ", ".join(f"{k}={v!r}" for k, v in params.items())
+
+    __repr__ = __str__
+
+
+def _errors(results, classifier):
+    """(train_errors, validation_errors) from ``_fit_score`` outputs."""
+    arr = np.array(results, dtype=np.float64)
+    if classifier:  # _fit_score scored with accuracy
+        return 1.0 - arr[:, 0], 1.0 - arr[:, 1]
+    return arr[:, 2], arr[:, 3]
+
+
+def _curve_errors(curve, classifier):
+    if classifier:
+        return 1.0 - curve.mean("train_scores"), 1.0 - curve.mean("validation_scores")
+    return curve.mean("train_losses"), curve.mean("validation_losses")
+
+
+def _fmt(x):
+    return f"{x:.4g}"
+
+
+def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_rounds=8,
+             tolerance=0.05, alpha_range=None, dropout_range=None, width_factor=4,
+             epochs_factor=3, verify=True, random_state=None, n_jobs=None, progress=False):
+    """Diagnose bias and variance the way the classic recipe does, and try its next steps.
+
+    1. Fit on a training split; measure training and validation error and their gap.
+    2. Decompose the validation loss into bias and variance over ``n_rounds`` bootstrap
+       resamples of the training split (:func:`bias_variance`).
+    3. High bias if the training error exceeds the achievable error by more than the
+       tolerance; high variance if the gap exceeds it.
+    4. High bias: fit a ``width_factor`` times wider network, ``epochs_factor`` times more
+       epochs (and Adam when the solver is plain SGD) and report the training error each
+       reached. High variance: the validation error with half the training data (does more
+       data help?), validation curves over ``alpha`` and ``dropout`` (where the estimator has
+       them) with the best value, and, if ``verify``, the decomposition again with it.
+
+    Parameters
+    ----------
+    estimator : scikit-learn compatible estimator
+        Never fitted itself; clones are. Works with nnopt_fast's and scikit-learn's MLPs.
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    target_error : float or None, default=None
+        The achievable error (e.g. human-level error or the known noise level) in the
+        report's units: misclassification rate for classifiers, mse for regressors.
+        None compares the training error with 0, i.e. asks whether the network can fit its
+        training set; the report says so.
+    validation_size : float, default=0.25
+        Fraction of the samples held out (stratified for classifiers).
+    n_rounds : int, default=8
+        Bootstrap rounds of the decomposition.
+    tolerance : float, default=0.05
+        How much excess error counts as "high", as a fraction of the error of a constant
+        predictor (so it means the same for 10 classes, 2 classes or any regression scale).
+    alpha_range, dropout_range : sequence of float or None
+        Values tried for high variance; default (1e-4 … 10) and (0.1, 0.2, 0.3, 0.5).
+        Parameters the estimator lacks are skipped.
+    width_factor, epochs_factor : int, default=4 and 3
+        How much wider / longer the high-bias probes go.
+    verify : bool, default=True
+        Rerun the decomposition with the suggested regularization.
+    random_state : None or int, default=None
+        Seeds the split, the bootstrap rounds and, when the estimator's own ``random_state``
+        is None, the estimator's initialization.
+    n_jobs : int or None, default=None
+        joblib's ``n_jobs`` for every batch of fits.
+    progress : bool, default=False
+        Show tqdm progress bars.
+
+    Returns
+    -------
+    Diagnosis
+    """
+    t0 = time.perf_counter()
+    check_estimator(estimator)
+    n = n_samples_of(X)
+    y = as_target(y, n)
+    for name, value in (("validation_size", validation_size), ("tolerance", tolerance)):
+        if not isinstance(value, numbers.Real) or not 0.0 < value < 1.0:
+            raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+    if target_error is not None and (not isinstance(target_error, numbers.Real)
+                                     or target_error < 0):
+        raise ValueError(f"target_error must be None or a non-negative number, "
+                         f"got {target_error!r}")
+    ss = as_seed_sequence(random_state)
+    classifier = is_classifier(estimator)
+    if classifier and y.ndim != 1:
+        raise ValueError("diagnose supports single-output classifiers only; y must be 1-D")
+
+    stratify = None
+    if classifier:
+        _, counts = np.unique(y, return_counts=True)
+        stratify = y if counts.min() >= 2 else None
+    train_idx, val_idx = train_test_split(np.arange(n), test_size=validation_size,
+                                          stratify=stratify, random_state=derived_int(ss, 0))
+    split = [(train_idx, val_idx)]
+    labels = np.unique(y) if classifier else None
+    scorer = _accuracy_scorer() if classifier else _r2_scorer()
+    base = {}
+    rs_key = find_param(estimator, "random_state")
+    if rs_key is not None and estimator.get_params(deep=True)[rs_key] is None:
+        base[rs_key] = derived_int(ss, 1)
+
+    def evaluate(configs, desc):
+        tasks = [delayed(_fit_score)(estimator, {**base, **params}, X, y, tr, val_idx, scorer,
+                                     labels)
+                 for params, tr in configs]
+        return _errors(run_parallel(tasks, n_jobs, progress, desc), classifier)
+
+    tr_err, va_err = evaluate([({}, train_idx)], "diagnose: fit")
+    train_error, validation_error = float(tr_err[0]), float(va_err[0])
+    gap = validation_error - train_error
+
+    X_tr, y_tr, X_va, y_va = take(X, train_idx), y[train_idx], take(X, val_idx), y[val_idx]
+    loss = "0-1" if classifier else "mse"
+    bv_seed = derived_int(ss, 2)
+    decomposition = bias_variance(estimator, X_tr, y_tr, X_va, y_va, n_rounds=n_rounds,
+                                  loss=loss, random_state=bv_seed, n_jobs=n_jobs,
+                                  progress=progress)
+
+    if classifier:
+        vals, counts = np.unique(y_tr, return_counts=True)
+        baseline = float(np.mean(y_va != vals[np.argmax(counts)]))
+        error_name = "misclassification rate"
+    else:
+        yv = np.asarray(y_va, dtype=np.float64)
+        baseline = float(np.mean((yv - np.asarray(y_tr, dtype=np.float64).mean(axis=0)) ** 2))
+        error_name = "mse"
+    tol = tolerance * baseline
+    reference = 0.0 if target_error is None else float(target_error)
+    avoidable = train_error - reference
+    high_bias = avoidable > tol
+    high_variance = gap > tol
+    verdict = VERDICTS[int(high_bias) + 2 * int(high_variance)]
+
+    reasons = []
+    if target_error is None:
+        reasons.append(
+            f"bias: no target_error given, so the training error is compared with 0 (can the "
+            f"network fit its own training set?): {_fmt(train_error)} "
+            f"{'>' if high_bias else '<='} tolerance {_fmt(tol)} "
+            f"({tolerance:g} x the constant predictor's {_fmt(baseline)}). If the task has an "
+            f"irreducible error (noisy labels, human-level error), pass it as target_error.")
+    else:
+        reasons.append(
+            f"bias: avoidable bias = training error − target = {_fmt(train_error)} − "
+            f"{_fmt(reference)} = {_fmt(avoidable)} {'>' if high_bias else '<='} tolerance "
+            f"{_fmt(tol)} ({tolerance:g} x the constant predictor's {_fmt(baseline)})")
+    reasons.append(
+        f"variance: gap = validation − training = {_fmt(validation_error)} − "
+        f"{_fmt(train_error)} = {_fmt(gap)} {'>' if high_variance else '<='} tolerance "
+        f"{_fmt(tol)}")
+    share = decomposition.variance / max(decomposition.expected_loss, 1e-300)
+    reasons.append(
+        f"decomposition: {'bias²' if loss == 'mse' else 'bias'} "
+        f"{_fmt(decomposition.bias_squared)}, variance {_fmt(decomposition.variance)} "
+        f"({100 * min(share, 1):.0f}% of the expected loss {_fmt(decomposition.expected_loss)})"
+        f" over {n_rounds} bootstrap fits")
+
+    steps, suggested, curves, after = [], {}, {}, None
+    if high_bias:
+        bsteps, probe_errors = _bias_steps(estimator, evaluate, train_idx, train_error,
+                                           width_factor, epochs_factor)
+        steps += bsteps
+        if probe_errors:
+            suggested = dict(min(probe_errors, key=lambda p: p[0])[1])
+    if high_variance:
+        vsteps, vsuggested, curves = _variance_steps(
+            estimator, X, y, base, evaluate, train_idx, split, validation_error, gap,
+            alpha_range, dropout_range, classifier, n_jobs, progress)
+        steps += vsteps
+        if not suggested:
+            suggested = vsuggested
+        if verify and vsuggested:
+            after = bias_variance(clone(estimator).set_params(**vsuggested), X_tr, y_tr, X_va,
+                                  y_va, n_rounds=n_rounds, loss=loss, random_state=bv_seed,
+                                  n_jobs=n_jobs, progress=progress)
+    if not (high_bias or high_variance):
+        steps.append(Step(
+            "done", "bias and variance are both within tolerance: measure the error once on "
+            "a held-out test set, or lower target_error / tolerance to push further."))
+
+    return Diagnosis(
+        estimator_name=type(estimator).__name__, n_train=len(train_idx), n_validation=len(val_idx),
+        error_name=error_name, train_error=train_error, validation_error=validation_error, gap=gap,
+        baseline_error=baseline, tolerance=tol, target_error=target_error,
+        decomposition=decomposition, high_bias=high_bias, high_variance=high_variance,
+        verdict=verdict, reasons=reasons, steps=steps, suggested_params=suggested,
+        validation_curves=curves, decomposition_after=after,
+        wall_time=time.perf_counter() - t0)
+
+
+def _accuracy_scorer():
+    from sklearn.metrics import get_scorer
+
+    return get_scorer("accuracy")
+
+
+def _r2_scorer():
+    from sklearn.metrics import get_scorer
+
+    return get_scorer("r2")
+
+
+def _hidden_sizes(estimator, key):
+    sizes = estimator.get_params(deep=True)[key]
+    if isinstance(sizes, numbers.Integral):
+        return (int(sizes),)
+    return tuple(int(s) for s in sizes)
+
+
+def _bias_steps(estimator, evaluate, train_idx, train_error, width_factor, epochs_factor):
+    """Bigger network, longer training, better optimizer, new architecture, in order.
+
+    Returns the steps and, for each one tried, (training error reached, its params).
+    """
+    planned = []
+    params = estimator.get_params(deep=True)
+    key = find_param(estimator, "hidden_layer_sizes")
+    if key is not None:
+        sizes = _hidden_sizes(estimator, key)
+        wider = tuple(s * width_factor for s in sizes) if sizes else (16,)
+        planned.append(Step("bigger network", f"{key} {sizes} -> {wider}", {key: wider}))
+    key = find_param(estimator, "max_iter") or find_param(estimator, "epochs")
+    if key is not None:
+        longer = params[key] * epochs_factor
+        planned.append(Step("train longer", f"{key} {params[key]} -> {longer}", {key: longer}))
+    key = find_param(estimator, "solver") or find_param(estimator, "optimizer")
+    if key is not None and params[key] in ("sgd", "momentum"):
+        planned.append(Step("better optimizer", f"{key} {params[key]!r} -> 'adam'",
+                            {key: "adam"}))
+    probe_errors = []
+    if planned:
+        tr_err, va_err = evaluate([(s.params, train_idx) for s in planned],
+                                  "diagnose: high-bias probes")
+        for s, te, ve in zip(planned, tr_err, va_err):
+            s.outcome = (f"training error {_fmt(train_error)} -> {_fmt(te)} "
+                         f"(validation {_fmt(ve)})")
+            probe_errors.append((float(te), s.params))
+    else:
+        planned.append(Step("bigger network", "add units or layers"))
+    if "better optimizer" not in [s.title for s in planned]:
+        planned.append(Step("better optimizer", "momentum, Nesterov or Adam, or tune the "
+                            "learning rate"))
+    planned.append(Step("new architecture", "other activations, features or model family; "
+                        "more data does little for bias"))
+    return planned, probe_errors
+
+
+def _variance_steps(estimator, X, y, base, evaluate, train_idx, split, validation_error, gap,
+                    alpha_range, dropout_range, classifier, n_jobs, progress):
+    """More data, regularization (best alpha / dropout by a validation curve), new architecture."""
+    steps = []
+    half = train_idx[: max(2, len(train_idx) // 2)]
+    _, va_half = evaluate([({}, half)], "diagnose: half data")
+    drop = float(va_half[0]) - validation_error
+    trend = ("still falling: more data should help" if drop > 0.1 * max(gap, 1e-12)
+             else "barely moved: more data alone may not help much")
+    steps.append(Step("more data", "collect more training samples", {},
+                      f"validation error with half the training set {_fmt(va_half[0])}, with "
+                      f"all of it {_fmt(validation_error)}: {trend}"))
+
+    estimator_b = _with(estimator, base)
+    curves, best = {}, []
+    sweeps = []
+    for name, default, given in (("alpha", DEFAULT_ALPHAS, alpha_range),
+                                 ("dropout", DEFAULT_DROPOUTS, dropout_range)):
+        key = find_param(estimator, name)
+        if key is not None:
+            sweeps.append((key, list(default if given is None else given)))
+    for name, values in sweeps:
+        vc = validation_curve(estimator_b, X, y, name, values, cv=split, n_jobs=n_jobs,
+                              scoring="accuracy" if classifier else None, progress=progress)
+        curves[name] = vc
+        tr_err, va_err = _curve_errors(vc, classifier)
+        k = len(va_err) - 1 - int(np.argmin(va_err[::-1]))  # ties: the stronger value
+        best.append((float(va_err[k]), name, values[k], float(tr_err[k])))
+    if best:
+        va, name, value, tr = min(best, key=lambda b: b[0])
+        others = "; ".join(f"best {n} = {v!r}: validation {_fmt(e)}" for e, n, v, _ in best
+                           if n != name)
+        outcome = (f"validation error {_fmt(validation_error)} -> {_fmt(va)}, gap "
+                   f"{_fmt(gap)} -> {_fmt(va - tr)}" + (f" ({others})" if others else ""))
+        steps.append(Step("regularization", f"{name} = {value!r} (best of "
+                          f"{curves[name].param_range} by validation error)", {name: value},
+                          outcome))
+        suggested = {name: value}
+    else:
+        steps.append(Step("regularization", "add L2 / dropout / early stopping"))
+        suggested = {}
+    steps.append(Step("new architecture", "a smaller or differently shaped network, better "
+                      "features"))
+    return steps, suggested, curves
+
+
+def _with(estimator, params):
+    return clone(estimator).set_params(**params) if params else estimator

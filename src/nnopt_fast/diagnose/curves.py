@@ -1,0 +1,277 @@
+"""Learning and validation curves with scores, losses and fit times, fitted in parallel."""
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+from joblib import delayed
+from sklearn.base import is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv
+
+from ._common import (
+    as_seed_sequence,
+    as_target,
+    check_estimator,
+    derived_int,
+    loss_name,
+    model_loss,
+    n_samples_of,
+    one_blas_thread,
+    prepare,
+    run_parallel,
+    take,
+    timed_fit,
+)
+
+
+@dataclass(repr=False)
+class _Curve:
+    """Arrays shared by both curves; rows are curve points, columns CV splits."""
+
+    train_scores: np.ndarray
+    validation_scores: np.ndarray
+    train_losses: np.ndarray
+    validation_losses: np.ndarray
+    fit_times: np.ndarray
+    score_name: str
+    loss_name: str
+
+    @property
+    def n_splits(self):
+        return self.train_scores.shape[1]
+
+    def mean(self, what):
+        """Mean over the CV splits of ``what`` (e.g. ``"validation_losses"``), shape (n_points,)."""
+        return getattr(self, what).mean(axis=1)
+
+    def _table(self, label, values):
+        rows = [f"{label:>16} | train score  val score | train loss   val loss | fit s"]
+        for k, v in enumerate(values):
+            rows.append(
+                f"{v!s:>16} | {self.train_scores[k].mean():11.4f} "
+                f"{self.validation_scores[k].mean():10.4f} | {self.train_losses[k].mean():10.4f} "
+                f"{self.validation_losses[k].mean():10.4f} | {self.fit_times[k].mean():5.2f}"
+            )
+        return "\n".join(rows)
+
+
+@dataclass(repr=False)
+class LearningCurve(_Curve):
+    """Result of :func:`learning_curve`.
+
+    Attributes
+    ----------
+    train_sizes : ndarray of shape (n_sizes,), int
+        Absolute numbers of training samples.
+    train_scores, validation_scores : ndarray of shape (n_sizes, n_splits)
+        Score (``scoring``; default: the estimator's ``score``) on the training subset and
+        on the validation fold.
+    train_losses, validation_losses : ndarray of shape (n_sizes, n_splits)
+        Log-loss (classifiers with ``predict_proba``), 0-1 error (other classifiers) or mse.
+    fit_times : ndarray of shape (n_sizes, n_splits)
+        Seconds per fit.
+    score_name, loss_name : str
+    """
+
+    train_sizes: np.ndarray = None
+
+    def __str__(self):
+        return (f"learning curve ({self.n_splits} splits; score {self.score_name}, loss "
+                f"{self.loss_name})\n" + self._table("train size", self.train_sizes))
+
+    __repr__ = __str__
+
+
+@dataclass(repr=False)
+class ValidationCurve(_Curve):
+    """Result of :func:`validation_curve`.
+
+    Attributes
+    ----------
+    param_name : str
+    param_range : list
+        The values tried, as given (tuples such as ``hidden_layer_sizes`` stay tuples).
+    train_scores, validation_scores, train_losses, validation_losses, fit_times
+        ndarray of shape (n_values, n_splits), as in :class:`LearningCurve`.
+    score_name, loss_name : str
+    """
+
+    param_name: str = ""
+    param_range: list = None
+
+    def best(self, by="validation_losses"):
+        """The value with the best mean ``by``: lowest for losses, highest for scores.
+
+        Ties go to the value listed last, so list regularization strengths in increasing
+        order to prefer the stronger one.
+        """
+        if by not in ("validation_losses", "validation_scores"):
+            raise ValueError(f"by must be 'validation_losses' or 'validation_scores', got {by!r}")
+        m = self.mean(by)
+        m = -m if by == "validation_scores" else m
+        k = len(m) - 1 - int(np.argmin(m[::-1]))
+        return self.param_range[k]
+
+    def __str__(self):
+        return (f"validation curve over {self.param_name} ({self.n_splits} splits; score "
+                f"{self.score_name}, loss {self.loss_name})\n"
+                + self._table(self.param_name, self.param_range))
+
+    __repr__ = __str__
+
+
+def _resolve_cv(cv, estimator, y, random_state):
+    # An int means (Stratified)KFold; shuffled only when random_state is given, as in
+    # scikit-learn, so that the default split is deterministic.
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        if cv < 2:
+            raise ValueError(f"cv must be >= 2 folds, got {cv}")
+        cls = StratifiedKFold if is_classifier(estimator) and y.ndim == 1 else KFold
+        if random_state is None:
+            return cls(n_splits=int(cv))
+        ss = as_seed_sequence(random_state)
+        return cls(n_splits=int(cv), shuffle=True, random_state=derived_int(ss, 0))
+    return check_cv(cv, y, classifier=is_classifier(estimator))
+
+
+def _fit_score(estimator, params, X, y, train, test, scorer, labels):
+    """Fit a fresh clone on rows ``train``; score and loss on them and on rows ``test``."""
+    est = prepare(estimator, params)
+    X_tr, y_tr, X_te, y_te = take(X, train), y[train], take(X, test), y[test]
+    caught = []
+    fit_time = timed_fit(est, X_tr, y_tr, caught)
+    with one_blas_thread():
+        return (float(scorer(est, X_tr, y_tr)), float(scorer(est, X_te, y_te)),
+                model_loss(est, X_tr, y_tr, labels), model_loss(est, X_te, y_te, labels),
+                fit_time), caught
+
+
+def _prepare_inputs(estimator, X, y, scoring):
+    check_estimator(estimator)
+    n = n_samples_of(X)
+    y = as_target(y, n)
+    scorer = check_scoring(estimator, scoring=scoring)
+    labels = np.unique(y) if is_classifier(estimator) else None
+    if scoring is None:
+        score_name = "accuracy" if is_classifier(estimator) else "r2"
+    else:
+        score_name = scoring if isinstance(scoring, str) else getattr(scoring, "__name__",
+                                                                      "scoring")
+    return n, y, scorer, labels, score_name
+
+
+def _reshape(results, n_points, n_splits):
+    arr = np.array(results, dtype=np.float64).reshape(n_points, n_splits, 5)
+    return [arr[:, :, k] for k in range(5)]
+
+
+def learning_curve(estimator, X, y, train_sizes=(0.1, 0.325, 0.55, 0.775, 1.0), cv=5,
+                   n_jobs=None, random_state=None, *, scoring=None, progress=False):
+    """Scores and losses on growing training subsets, with every fit in parallel.
+
+    For each CV split and each size n_k, a clone is fitted on the first n_k rows of the
+    split's training fold (shuffled first when ``random_state`` is given; the subsets are
+    nested) and evaluated on that subset and on the validation fold.
+
+    Parameters
+    ----------
+    estimator : scikit-learn compatible estimator
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    train_sizes : sequence of float or int, default=(0.1, 0.325, 0.55, 0.775, 1.0)
+        Floats in (0, 1] are fractions of the training fold; ints are sample counts.
+    cv : int, cross-validation splitter or iterable of (train, test) index arrays, default=5
+        An int gives StratifiedKFold for classifiers and KFold otherwise.
+    n_jobs : int or None, default=None
+        joblib's ``n_jobs``; any joblib backend runs the fits (Dask included).
+    random_state : None, int or numpy.random.SeedSequence, default=None
+        If given, shuffles the folds of an int ``cv`` and the training rows before the
+        subsets are taken. The estimator's own ``random_state`` is left as it is.
+    scoring : str, callable or None, default=None
+        scikit-learn scoring; None uses the estimator's ``score`` (accuracy / R²).
+    progress : bool, default=False
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    LearningCurve
+    """
+    n, y, scorer, labels, score_name = _prepare_inputs(estimator, X, y, scoring)
+    splits = list(_resolve_cv(cv, estimator, y, random_state).split(np.zeros((n, 1)), y))
+    n_train = min(len(tr) for tr, _ in splits)
+    sizes = []
+    for s in np.atleast_1d(np.asarray(train_sizes)).tolist():
+        if isinstance(s, float):
+            if not 0.0 < s <= 1.0:
+                raise ValueError(f"train_sizes fractions must be in (0, 1], got {s}")
+            s = max(1, int(np.floor(s * n_train)))
+        elif not 1 <= s <= n_train:
+            raise ValueError(f"train_sizes counts must be in [1, {n_train}] (the smallest "
+                             f"training fold), got {s}")
+        sizes.append(int(s))
+    sizes = np.unique(sizes)
+    if random_state is not None:
+        rng = np.random.default_rng(derived_int(as_seed_sequence(random_state), 1))
+        splits = [(rng.permutation(tr), te) for tr, te in splits]
+    tasks = [
+        delayed(_fit_score)(estimator, None, X, y, tr[:m], te, scorer, labels)
+        for m in sizes for tr, te in splits
+    ]
+    results = run_parallel(tasks, n_jobs, progress, desc="learning curve")
+    ts, vs, tl, vl, ft = _reshape(results, len(sizes), len(splits))
+    return LearningCurve(train_scores=ts, validation_scores=vs, train_losses=tl,
+                         validation_losses=vl, fit_times=ft, score_name=score_name,
+                         loss_name=loss_name(estimator), train_sizes=sizes)
+
+
+def validation_curve(estimator, X, y, param_name, param_range, cv=5, n_jobs=None, *,
+                     scoring=None, random_state=None, progress=False):
+    """Scores and losses for every value of one constructor parameter, fitted in parallel.
+
+    Parameters
+    ----------
+    estimator : scikit-learn compatible estimator
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    param_name : str
+        Any parameter ``set_params`` accepts: ``alpha``, ``dropout``, ``l1``,
+        ``hidden_layer_sizes``, ``mlp__alpha`` in a Pipeline, ...
+    param_range : sequence
+        The values, kept as given (a list of tuples for ``hidden_layer_sizes``).
+    cv : int, cross-validation splitter or iterable of (train, test) index arrays, default=5
+    n_jobs : int or None, default=None
+        joblib's ``n_jobs``; any joblib backend runs the fits (Dask included).
+    scoring : str, callable or None, default=None
+        scikit-learn scoring; None uses the estimator's ``score``.
+    random_state : None, int or numpy.random.SeedSequence, default=None
+        Shuffles the folds of an int ``cv`` when given. The estimator's ``random_state`` is
+        left as it is: fix it to compare values on equal terms.
+    progress : bool, default=False
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    ValidationCurve
+    """
+    n, y, scorer, labels, score_name = _prepare_inputs(estimator, X, y, scoring)
+    if not isinstance(param_name, str):
+        raise TypeError(f"param_name must be a str, got {type(param_name).__name__}")
+    if param_name not in estimator.get_params(deep=True):
+        raise ValueError(f"param_name {param_name!r} is not a parameter of "
+                         f"{type(estimator).__name__}")
+    param_range = list(param_range)
+    if not param_range:
+        raise ValueError("param_range must hold at least one value")
+    splits = list(_resolve_cv(cv, estimator, y, random_state).split(np.zeros((n, 1)), y))
+    tasks = [
+        delayed(_fit_score)(estimator, {param_name: v}, X, y, tr, te, scorer, labels)
+        for v in param_range for tr, te in splits
+    ]
+    results = run_parallel(tasks, n_jobs, progress, desc=f"validation curve ({param_name})")
+    ts, vs, tl, vl, ft = _reshape(results, len(param_range), len(splits))
+    return ValidationCurve(train_scores=ts, validation_scores=vs, train_losses=tl,
+                           validation_losses=vl, fit_times=ft, score_name=score_name,
+                           loss_name=loss_name(estimator), param_name=param_name,
+                           param_range=param_range)
+
