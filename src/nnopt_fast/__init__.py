@@ -11,3 +11,6 @@ __version__ = "0.1.0"
 __all__ = ["MLP", "train", "History", "DivergenceError", "backends", "__version__"]
 __all__ += ["MLPClassifier", "MLPRegressor", "ScalingWarning", "FitDivergenceError", "load",
             "ModelFileError"]
+from .diagnose import bias_variance, diagnose, learning_curve, validation_curve
+
+__all__ += ["bias_variance", "learning_curve", "validation_curve", "diagnose"]
