@@ -192,7 +192,8 @@ def load_data(path):
     elif ext == ".npz":
         X, y = _load_npz(path)
     else:
-        raise UsageError(f"--data: {path}: expected a .csv or .npz file, got {ext or 'no extension'!r}")
+        raise UsageError(f"--data: {path}: expected a .csv or .npz file, "
+                         f"got {ext or 'no extension'!r}")
     if X.ndim != 2 or X.shape[1] < 1:
         raise UsageError(f"--data: {path}: X must be 2-D with at least one feature column, "
                          f"got shape {X.shape}")
@@ -325,11 +326,15 @@ def run_train(args):
     print(f"model: {net}", flush=True)
     t0 = time.perf_counter()
     try:
-        hist = nf.train(net, X_tr, y_tr, epochs=args.epochs, batch_size=batch_size, lr=args.lr,
-                        optimizer=args.optimizer, momentum=args.momentum, l2=args.l2,
-                        l1=args.l1, l1_method=args.l1_method, dropout=args.dropout,
-                        random_state=args.seed, backend=args.backend, n_threads=args.threads,
-                        X_val=X_va, y_val=y_va, verbose=not args.quiet)
+        # Overflow on the way to a divergence is reported once, by DivergenceError below,
+        # not as a stream of NumPy warnings from the reference kernels.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            hist = nf.train(net, X_tr, y_tr, epochs=args.epochs, batch_size=batch_size,
+                            lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
+                            l2=args.l2, l1=args.l1, l1_method=args.l1_method,
+                            dropout=args.dropout, random_state=args.seed,
+                            backend=args.backend, n_threads=args.threads, X_val=X_va,
+                            y_val=y_va, verbose=not args.quiet)
     except nf.DivergenceError as exc:
         print(f"nnopt-fast: error: train: {_one_line(exc)}", file=sys.stderr)
         return 1
