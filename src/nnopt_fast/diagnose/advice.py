@@ -345,13 +345,20 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
             "a held-out test set, or lower target_error / tolerance to push further."))
 
     return Diagnosis(
-        estimator_name=type(estimator).__name__, n_train=len(train_idx), n_validation=len(val_idx),
+        estimator_name=_describe(estimator), n_train=len(train_idx), n_validation=len(val_idx),
         error_name=error_name, train_error=train_error, validation_error=validation_error, gap=gap,
         baseline_error=baseline, tolerance=tol, target_error=target_error,
         decomposition=decomposition, high_bias=high_bias, high_variance=high_variance,
         verdict=verdict, reasons=reasons, steps=steps, suggested_params=suggested,
         validation_curves=curves, decomposition_after=after,
         wall_time=time.perf_counter() - t0)
+
+
+def _describe(estimator):
+    steps = getattr(estimator, "steps", None)
+    if steps:  # a Pipeline: name its steps
+        return "Pipeline(" + " -> ".join(type(s).__name__ for _, s in steps) + ")"
+    return type(estimator).__name__
 
 
 def _accuracy_scorer():
@@ -432,9 +439,16 @@ def _variance_steps(estimator, X, y, base, evaluate, train_idx, split, validatio
         key = find_param(estimator, name)
         if key is not None:
             sweeps.append((key, list(default if given is None else given)))
+    skipped = []
     for name, values in sweeps:
-        vc = validation_curve(estimator_b, X, y, name, values, cv=split, n_jobs=n_jobs,
-                              scoring="accuracy" if classifier else None, progress=progress)
+        try:
+            vc = validation_curve(estimator_b, X, y, name, values, cv=split, n_jobs=n_jobs,
+                                  scoring="accuracy" if classifier else None,
+                                  progress=progress)
+        except (ValueError, TypeError) as exc:
+            # e.g. dropout with an lbfgs solver: report it and go on with the other sweeps.
+            skipped.append(f"{name} not tried ({' '.join(str(exc).split())[:120]})")
+            continue
         curves[name] = vc
         tr_err, va_err = _curve_errors(vc, classifier)
         k = len(va_err) - 1 - int(np.argmin(va_err[::-1]))  # ties: the stronger value
@@ -443,14 +457,16 @@ def _variance_steps(estimator, X, y, base, evaluate, train_idx, split, validatio
         va, name, value, tr = min(best, key=lambda b: b[0])
         others = "; ".join(f"best {n} = {v!r}: validation {_fmt(e)}" for e, n, v, _ in best
                            if n != name)
+        notes = "; ".join(filter(None, [others, *skipped]))
         outcome = (f"validation error {_fmt(validation_error)} -> {_fmt(va)}, gap "
-                   f"{_fmt(gap)} -> {_fmt(va - tr)}" + (f" ({others})" if others else ""))
+                   f"{_fmt(gap)} -> {_fmt(va - tr)}" + (f" ({notes})" if notes else ""))
         steps.append(Step("regularization", f"{name} = {value!r} (best of "
                           f"{curves[name].param_range} by validation error)", {name: value},
                           outcome))
         suggested = {name: value}
     else:
-        steps.append(Step("regularization", "add L2 / dropout / early stopping"))
+        steps.append(Step("regularization", "add L2 / dropout / early stopping", {},
+                          "; ".join(skipped)))
         suggested = {}
     steps.append(Step("new architecture", "a smaller or differently shaped network, better "
                       "features"))
