@@ -4,7 +4,6 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,6 +18,10 @@ _KINDS = ("MLPClassifier", "MLPRegressor")
 _SCALAR_ATTRS = ("loss_", "best_loss_", "loss_curve_", "validation_scores_",
                  "validation_loss_curve_", "best_validation_score_", "t_", "n_iter_",
                  "n_layers_", "n_outputs_", "out_activation_", "n_features_in_", "backend_")
+
+# Private training state, so that a loaded estimator continues (warm_start, partial_fit)
+# exactly like the one that was saved.
+_PRIVATE_ATTRS = ("_no_improvement_count", "_dropout_seed", "_dropout_step")
 
 
 class ModelFileError(ValueError):
@@ -93,6 +96,16 @@ def save(est, path):
         "layer_shapes": [list(W.shape) for W in coefs],
         "attributes": {a: _jsonable(getattr(est, a)) for a in _SCALAR_ATTRS if hasattr(est, a)},
     }
+    meta["training_state"] = {a: _jsonable(getattr(est, a)) for a in _PRIVATE_ATTRS
+                              if hasattr(est, a)}
+    if getattr(est, "_best_params", None) is not None:
+        arrays["best_params"] = np.ascontiguousarray(est._best_params)
+    opt = getattr(est, "_optimizer", None)
+    if opt is not None:
+        meta["optimizer"] = {"kind": opt.kind, "learning_rate": opt.learning_rate, "t": opt.t}
+        for name in ("velocity", "m", "v"):
+            if getattr(opt, name) is not None:
+                arrays[f"optimizer_{name}"] = np.ascontiguousarray(getattr(opt, name))
     if hasattr(est, "feature_names_in_"):
         meta["feature_names_in"] = [str(f) for f in est.feature_names_in_]
     if kind == "MLPClassifier":
@@ -121,10 +134,16 @@ def _read(path):
         raise ModelFileError(f"{path!s} is not an nnopt_fast model file (not an .npz archive)")
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError,
-            zipfile.LargeZipFile) as exc:
-        raise ModelFileError(f"{path!s} is corrupted or truncated: {exc}") from None
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # zipfile, zlib, npy-header and pickle refusals alike
+        raise ModelFileError(f"{path!s} is corrupted or truncated: "
+                             f"{type(exc).__name__}: {exc}") from None
+    for name, value in arrays.items():
+        # np.load hands back raw bytes for a member that is not in .npy format.
+        if not isinstance(value, np.ndarray) or value.dtype.hasobject:
+            raise ModelFileError(f"{path!s} is not an nnopt_fast model file "
+                                 f"(entry {name!r} is not a plain array)")
+    return arrays
 
 
 def load(path):
@@ -170,14 +189,21 @@ def load(path):
     if kind not in _KINDS:
         raise ModelFileError(f"{path} holds a {kind!r}; expected one of {_KINDS}")
     try:
-        return _rebuild(getattr(estimators, kind), meta, arrays, LabelBinarizer)
+        return _rebuild(getattr(estimators, kind), meta, arrays, LabelBinarizer, estimators)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ModelFileError(f"{path} is inconsistent: {type(exc).__name__}: {exc}") from None
 
 
-def _rebuild(cls, meta, arrays, LabelBinarizer):
+def _flat(arr, n, dtype, name, allow_empty=False):
+    if arr.dtype != dtype or arr.ndim != 1 or arr.size not in ((0, n) if allow_empty else (n,)):
+        raise ModelFileError(f"{name} has shape {arr.shape} and dtype {arr.dtype}; expected "
+                             f"({n},) {dtype}")
+    return arr.copy()
+
+
+def _rebuild(cls, meta, arrays, LabelBinarizer, estimators):
     params = {k: _from_json(v) for k, v in meta["params"].items()}
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
@@ -202,6 +228,21 @@ def _rebuild(cls, meta, arrays, LabelBinarizer):
     est.coefs_, est.intercepts_ = coefs, intercepts
     for name, value in meta["attributes"].items():
         setattr(est, name, _from_json(value))
+    for name, value in meta.get("training_state", {}).items():
+        if name in _PRIVATE_ATTRS:
+            setattr(est, name, value)
+    n_params = sum(W.size + b.size for W, b in zip(coefs, intercepts))
+    if "best_params" in arrays:
+        est._best_params = _flat(arrays["best_params"], n_params, dtype, "best_params")
+    if "optimizer" in meta:
+        opt = estimators._OptimizerState(meta["optimizer"]["kind"],
+                                         meta["optimizer"]["learning_rate"])
+        opt.t = int(meta["optimizer"]["t"])
+        for name in ("velocity", "m", "v"):
+            key = f"optimizer_{name}"
+            if key in arrays:
+                setattr(opt, name, _flat(arrays[key], n_params, dtype, key, allow_empty=True))
+        est._optimizer = opt
     if "feature_names_in" in meta:
         est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
     if est.n_layers_ != n_layers + 1 or est.n_features_in_ != coefs[0].shape[0]:
