@@ -123,23 +123,12 @@ def one_blas_thread():
     return _controller().limit(limits=1)
 
 
-def timed_fit(est, X, y, caught=None):
-    """Fit ``est`` under a one-thread BLAS limit and return the seconds it took.
-
-    Warnings raised by the fit are appended to ``caught`` (a list) as (category, message)
-    instead of being printed by each worker: :func:`run_parallel` reports them once.
-    """
-    with one_blas_thread(), warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+def timed_fit(est, X, y):
+    """Fit ``est`` under a one-thread BLAS limit and return the seconds it took."""
+    with one_blas_thread():
         t0 = time.perf_counter()
         est.fit(X, y)
-        seconds = time.perf_counter() - t0
-    if caught is not None:
-        caught.extend((w.category, str(w.message)) for w in record)
-    else:
-        for w in record:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return seconds
+        return time.perf_counter() - t0
 
 
 def n_samples_of(X, name="X"):
@@ -186,27 +175,69 @@ def loss_name(estimator):
     return "mse"
 
 
-def model_loss(est, X, y, labels):
-    """Log-loss of a fitted classifier (over all ``labels``), its 0-1 error, or the mse.
+def full_proba(est, X, labels):
+    """``predict_proba`` over all ``labels`` (float64, rows renormalized).
 
-    A classifier fitted on a subset that missed a class gets probability 0 for that class,
-    which log-loss clips: its loss is then large but finite, as it should be.
+    A classifier fitted on a subset that missed a class gets probability 0 for it (log-loss
+    then clips it: large but finite, as it should be). Rows are renormalized because
+    float32 probabilities sum to 1 only to ~1e-7, which log-loss would warn about.
     """
+    proba = np.asarray(est.predict_proba(X), dtype=np.float64)
+    classes = np.asarray(est.classes_)
+    if len(classes) == len(labels) and np.array_equal(classes, labels):
+        full = proba.copy()
+    else:
+        full = np.zeros((proba.shape[0], len(labels)))
+        full[:, np.searchsorted(labels, classes)] = proba
+    full /= full.sum(axis=1, keepdims=True)
+    return full
+
+
+def predicts_argmax(est):
+    """True for classifiers whose ``predict`` is known to be the argmax of ``predict_proba``.
+
+    nnopt_fast's and scikit-learn's MLPClassifier (alone or ending a Pipeline): their
+    accuracy and log-loss can then come from one forward pass instead of two.
+    """
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    final = est.steps[-1][1] if hasattr(est, "steps") else est
+    try:
+        from ..estimators import MLPClassifier as NfMLP
+    except ImportError:
+        NfMLP = SkMLP
+    return isinstance(final, (SkMLP, NfMLP))
+
+
+def model_loss(est, X, y, labels):
+    """Log-loss of a fitted classifier (over all ``labels``), its 0-1 error, or the mse."""
     if is_classifier(est):
         if not hasattr(est, "predict_proba"):
             return float(np.mean(np.asarray(est.predict(X)) != y))
         from sklearn.metrics import log_loss
 
-        proba = np.asarray(est.predict_proba(X), dtype=np.float64)
-        classes = np.asarray(est.classes_)
-        if len(classes) == len(labels) and np.array_equal(classes, labels):
-            full = proba
-        else:
-            full = np.zeros((proba.shape[0], len(labels)))
-            full[:, np.searchsorted(labels, classes)] = proba
-        return float(log_loss(y, full, labels=labels))
+        return float(log_loss(y, full_proba(est, X, labels), labels=labels))
     pred = np.asarray(est.predict(X), dtype=np.float64)
     return float(np.mean((pred.reshape(np.shape(y)) - np.asarray(y, dtype=np.float64)) ** 2))
+
+
+class capture_warnings:
+    """Context manager collecting the warnings of a worker's task into a list as
+    (category, message), for :func:`run_parallel` to report once per distinct message."""
+
+    def __init__(self, caught):
+        self.caught = caught
+        self._cm = warnings.catch_warnings(record=True)
+
+    def __enter__(self):
+        self._record = self._cm.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc):
+        self._cm.__exit__(*exc)
+        self.caught.extend((w.category, str(w.message)) for w in self._record)
+        return False
 
 
 def run_parallel(tasks, n_jobs, progress=False, desc=None):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from joblib import delayed
 from sklearn.base import clone, is_classifier
+from sklearn.metrics import get_scorer
 from sklearn.model_selection import train_test_split
 
 from ._common import (
@@ -17,6 +18,7 @@ from ._common import (
     derived_int,
     find_param,
     n_samples_of,
+    predicts_argmax,
     run_parallel,
     take,
 )
@@ -259,7 +261,10 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
                                           stratify=stratify, random_state=derived_int(ss, 0))
     split = [(train_idx, val_idx)]
     labels = np.unique(y) if classifier else None
-    scorer = _accuracy_scorer() if classifier else _r2_scorer()
+    if classifier:  # None: accuracy and log-loss from one predict_proba (see _fit_score)
+        scorer = None if predicts_argmax(estimator) else get_scorer("accuracy")
+    else:
+        scorer = get_scorer("r2")
     base = {}
     rs_key = find_param(estimator, "random_state")
     if rs_key is not None and estimator.get_params(deep=True)[rs_key] is None:
@@ -359,18 +364,6 @@ def _describe(estimator):
     if steps:  # a Pipeline: name its steps
         return "Pipeline(" + " -> ".join(type(s).__name__ for _, s in steps) + ")"
     return type(estimator).__name__
-
-
-def _accuracy_scorer():
-    from sklearn.metrics import get_scorer
-
-    return get_scorer("accuracy")
-
-
-def _r2_scorer():
-    from sklearn.metrics import get_scorer
-
-    return get_scorer("r2")
 
 
 def _hidden_sizes(estimator, key):

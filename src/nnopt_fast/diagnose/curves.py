@@ -6,18 +6,21 @@ from dataclasses import dataclass
 import numpy as np
 from joblib import delayed
 from sklearn.base import is_classifier
-from sklearn.metrics import check_scoring
+from sklearn.metrics import check_scoring, log_loss
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 
 from ._common import (
     as_seed_sequence,
     as_target,
+    capture_warnings,
     check_estimator,
     derived_int,
+    full_proba,
     loss_name,
     model_loss,
     n_samples_of,
     one_blas_thread,
+    predicts_argmax,
     prepare,
     run_parallel,
     take,
@@ -136,23 +139,37 @@ def _resolve_cv(cv, estimator, y, random_state):
 
 
 def _fit_score(estimator, params, X, y, train, test, scorer, labels):
-    """Fit a fresh clone on rows ``train``; score and loss on them and on rows ``test``."""
-    est = prepare(estimator, params)
-    X_tr, y_tr, X_te, y_te = take(X, train), y[train], take(X, test), y[test]
+    """Fit a fresh clone on rows ``train``; score and loss on them and on rows ``test``.
+
+    ``scorer`` None means accuracy for classifiers known to predict the argmax of their
+    probabilities: both numbers then come from one ``predict_proba`` per set.
+    """
     caught = []
-    fit_time = timed_fit(est, X_tr, y_tr, caught)
-    with one_blas_thread():
-        return (float(scorer(est, X_tr, y_tr)), float(scorer(est, X_te, y_te)),
-                model_loss(est, X_tr, y_tr, labels), model_loss(est, X_te, y_te, labels),
-                fit_time), caught
+    with capture_warnings(caught):
+        est = prepare(estimator, params)
+        X_tr, y_tr, X_te, y_te = take(X, train), y[train], take(X, test), y[test]
+        fit_time = timed_fit(est, X_tr, y_tr)
+        out = []
+        with one_blas_thread():
+            for Xs, ys in ((X_tr, y_tr), (X_te, y_te)):
+                if scorer is None:
+                    proba = full_proba(est, Xs, labels)
+                    out.append((float(np.mean(labels[proba.argmax(axis=1)] == ys)),
+                                float(log_loss(ys, proba, labels=labels))))
+                else:
+                    out.append((float(scorer(est, Xs, ys)), model_loss(est, Xs, ys, labels)))
+    (s_tr, l_tr), (s_te, l_te) = out
+    return (s_tr, s_te, l_tr, l_te, fit_time), caught
 
 
 def _prepare_inputs(estimator, X, y, scoring):
     check_estimator(estimator)
     n = n_samples_of(X)
     y = as_target(y, n)
-    scorer = check_scoring(estimator, scoring=scoring)
     labels = np.unique(y) if is_classifier(estimator) else None
+    one_pass = (scoring in (None, "accuracy") and is_classifier(estimator) and y.ndim == 1
+                and predicts_argmax(estimator))
+    scorer = None if one_pass else check_scoring(estimator, scoring=scoring)
     if scoring is None:
         score_name = "accuracy" if is_classifier(estimator) else "r2"
     else:

@@ -9,6 +9,7 @@ from joblib import delayed
 from ._common import (
     as_seed_sequence,
     as_target,
+    capture_warnings,
     check_estimator,
     check_n_rounds,
     child_seeds,
@@ -111,9 +112,10 @@ def _fit_predict(estimator, params, X_train, y_train, X_test, boot_seq, seed):
     idx = np.random.default_rng(boot_seq).integers(0, n, size=n)
     est = prepare(estimator, params, seed)
     caught = []
-    fit_time = timed_fit(est, take(X_train, idx), y_train[idx], caught)
-    with one_blas_thread():
-        pred = np.asarray(est.predict(X_test))
+    with capture_warnings(caught):
+        fit_time = timed_fit(est, take(X_train, idx), y_train[idx])
+        with one_blas_thread():
+            pred = np.asarray(est.predict(X_test))
     return (pred, fit_time), caught
 
 
