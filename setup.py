@@ -1,31 +1,46 @@
-"""Extension modules and compiler flags; all metadata lives in pyproject.toml."""
+"""Extension modules and compiler flags; all metadata lives in pyproject.toml.
+
+Environment:
+    NNOPT_NATIVE=1        add -march=native (local builds only: the result is not portable).
+    NNOPT_NO_EXTENSION=1  build no extension at all (pure-Python install; the "cython"
+                          backend then reports itself unavailable).
+"""
 
 import os
 import sys
 
-import numpy as np
-from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import setup
 
-if sys.platform == "win32":
-    compile_args, link_args = ["/O2", "/openmp"], []
-elif sys.platform == "darwin":
-    # Apple clang has no -fopenmp; the C code falls back to serial loops without _OPENMP.
-    compile_args, link_args = ["-O3"], []
-else:
-    compile_args, link_args = ["-O3", "-fopenmp"], ["-fopenmp"]
 
-if os.environ.get("NNOPT_NATIVE") == "1":
-    compile_args.append("-march=native")
+def _extensions():
+    if os.environ.get("NNOPT_NO_EXTENSION") == "1":
+        return []
+    import numpy as np
+    from Cython.Build import cythonize
+    from setuptools import Extension
 
-extensions = [
-    Extension(
+    if sys.platform == "win32":
+        compile_args, link_args = ["/O2", "/openmp"], []
+    elif sys.platform == "darwin":
+        # Apple clang has no -fopenmp; the C code falls back to serial loops without _OPENMP.
+        compile_args, link_args = ["-O3", "-fno-math-errno", "-ffp-contract=off"], []
+    else:
+        # -ffp-contract=off: no fused multiply-adds, so every operation rounds as NumPy's
+        # does and float64 results match the reference to the last ulps.
+        # -fno-math-errno: lets sqrt vectorize; results are unchanged.
+        compile_args = ["-O3", "-fopenmp", "-fno-math-errno", "-ffp-contract=off"]
+        link_args = ["-fopenmp"]
+    if os.environ.get("NNOPT_NATIVE") == "1":
+        compile_args.append("-march=native")
+    ext = Extension(
         "nnopt_fast.kernels._cython",
         sources=["src/nnopt_fast/kernels/_cython.pyx", "csrc/nn_fused.c"],
         include_dirs=["csrc", np.get_include()],
+        depends=["csrc/nn_fused.h", "csrc/nn_fused_impl.h", "csrc/nn_math.h"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
-]
+    return cythonize([ext], compiler_directives={"language_level": 3})
 
-setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": 3}))
+
+setup(ext_modules=_extensions())

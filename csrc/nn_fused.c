@@ -1,27 +1,96 @@
-#include <math.h>
-
 #include "nn_fused.h"
 
-void nn_bias_tanh_f32(float *Z, const float *b, ptrdiff_t n_rows, ptrdiff_t n_cols)
-{
-    ptrdiff_t i;
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n_rows * n_cols > 65536)
+#include <omp.h>
 #endif
-    for (i = 0; i < n_rows; i++) {
-        float *z = Z + i * n_cols;
-        for (ptrdiff_t j = 0; j < n_cols; j++) z[j] = tanhf(z[j] + b[j]);
-    }
+
+#include "nn_math.h"
+
+/*
+ * Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
+ * (GCC ifunc), so a portable build still runs wide vectors where the CPU has them.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define NN_HAVE_CLONES 1
+#else
+#define NN_CLONES
+#define NN_HAVE_CLONES 0
+#endif
+
+const char *nn_simd_path(void)
+{
+#if NN_HAVE_CLONES
+    /* The same priority order as the ifunc resolver of target_clones. */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return "avx512f";
+    if (__builtin_cpu_supports("avx2"))
+        return "avx2";
+#endif
+    return "default";
 }
 
-void nn_bias_tanh_f64(double *Z, const double *b, ptrdiff_t n_rows, ptrdiff_t n_cols)
+int nn_openmp_threads(void)
 {
-    ptrdiff_t i;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n_rows * n_cols > 65536)
+    return omp_get_max_threads();
+#else
+    return 1;
 #endif
-    for (i = 0; i < n_rows; i++) {
-        double *z = Z + i * n_cols;
-        for (ptrdiff_t j = 0; j < n_cols; j++) z[j] = tanh(z[j] + b[j]);
-    }
 }
+
+uint64_t nn_dropout_key(uint64_t seed, uint64_t layer, uint64_t step)
+{
+    uint64_t k = nn_mix64(seed);
+    k = nn_mix64(k + (layer + 1u) * NN_GOLDEN);
+    return nn_mix64(k + (step + 1u) * NN_GOLDEN);
+}
+
+NN_CLONES void nn_tanh_array_f32(float *out, const float *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = nn_tanh_f32(x[i]);
+}
+
+NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = nn_tanh_f64(x[i]);
+}
+
+#define NN_T float
+#define NN_S(name) name##_f32
+#define NN_TANH nn_tanh_f32
+#define NN_EXP expf
+#define NN_SQRT sqrtf
+#define NN_FABS fabsf
+#define NN_EPS FLT_EPSILON
+#include "nn_fused_impl.h"
+#undef NN_T
+#undef NN_S
+#undef NN_TANH
+#undef NN_EXP
+#undef NN_SQRT
+#undef NN_FABS
+#undef NN_EPS
+
+#define NN_T double
+#define NN_S(name) name##_f64
+#define NN_TANH nn_tanh_f64
+#define NN_EXP exp
+#define NN_SQRT sqrt
+#define NN_FABS fabs
+#define NN_EPS DBL_EPSILON
+#include "nn_fused_impl.h"
+#undef NN_T
+#undef NN_S
+#undef NN_TANH
+#undef NN_EXP
+#undef NN_SQRT
+#undef NN_FABS
+#undef NN_EPS
