@@ -1,0 +1,185 @@
+"""One-epoch runners for nnopt_fast's backends and its peers, and the GEMM-rate probe."""
+
+import time
+import warnings
+
+import numpy as np
+
+from workloads import DROPOUT, L2_PER_STEP, LR, RUN_SEED
+
+#: Every runner name, in the order the report prints them.
+RUNNERS = ("cython", "numba", "numpy", "torch", "sklearn")
+NNOPT_BACKENDS = ("cython", "numba", "numpy")
+#: PyTorch threads (BENCH.md: 2); report.py --torch-threads overrides it.
+TORCH_THREADS = 2
+
+
+class Unavailable(Exception):
+    """A runner cannot be built here (backend missing, torch not installed, ...)."""
+
+
+class NnoptRunner:
+    """nnopt_fast's training path (``run_epochs``, one epoch per call) on one backend.
+
+    Buffers are allocated by the first (warm-up) epoch, exactly as in ``nf.train``.
+    """
+
+    def __init__(self, backend, workload, X, y):
+        import nnopt_fast as nf
+        from nnopt_fast.kernels import get_backend
+        from nnopt_fast.train.loop import make_config
+        from nnopt_fast.train.state import TrainState
+
+        info = nf.backends()[backend]
+        if not info["available"]:
+            raise Unavailable(info["reason"])
+        self.name = backend
+        self.note = ""
+        self._be = get_backend(backend)
+        self._X, self._y = X, y
+        self.net = nf.MLP(workload.layers, "tanh", "softmax", X.dtype, random_state=RUN_SEED)
+        self._cfg = make_config(self.net, batch_size=workload.batch_size,
+                                n_samples=workload.n_samples, l2=workload.l2,
+                                dropout=DROPOUT, seed=RUN_SEED)
+        self._state = TrainState(self.net, self._cfg)
+        self._rng = np.random.default_rng(RUN_SEED)
+        self.losses = []
+
+    def epoch(self):
+        """Train one epoch; return its wall time in seconds."""
+        from nnopt_fast.train.loop import run_epochs
+
+        t0 = time.perf_counter()
+        loss = run_epochs(self._be, self._cfg, self._state, self._X, self._y, None, epochs=1,
+                          lr=LR, rng=self._rng)
+        secs = time.perf_counter() - t0
+        self.losses.extend(loss)
+        return secs
+
+    def final_loss(self):
+        return self.losses[-1] if self.losses else float("nan")
+
+
+class TorchRunner:
+    """PyTorch CPU eager: ``nn.Sequential`` of Linear/Tanh/Dropout, ``optim.SGD``.
+
+    Tensors are preloaded; batches are indexed from a ``randperm`` each epoch. Weight decay
+    applies to the weights only (nnopt_fast does not penalize biases), with the same
+    per-step coefficient, so the update is ``W <- W - lr (dW + c W)`` in both.
+    """
+
+    def __init__(self, workload, X, y):
+        try:
+            import torch
+        except ImportError as exc:
+            raise Unavailable(f"torch is not installed ({exc}); pip install torch==2.13.0")
+        torch.set_num_threads(TORCH_THREADS)
+        torch.manual_seed(RUN_SEED)
+        self.name = "torch"
+        self.note = f"{TORCH_THREADS} threads"
+        self._torch = torch
+        layers = []
+        sizes = workload.layers
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(torch.nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers += [torch.nn.Tanh(), torch.nn.Dropout(DROPOUT)]
+        self.model = torch.nn.Sequential(*layers)
+        weights = [p for p in self.model.parameters() if p.dim() > 1]
+        biases = [p for p in self.model.parameters() if p.dim() == 1]
+        self.opt = torch.optim.SGD([{"params": weights, "weight_decay": L2_PER_STEP},
+                                    {"params": biases, "weight_decay": 0.0}], lr=LR, momentum=0)
+        self.crit = torch.nn.CrossEntropyLoss()
+        self._X = torch.from_numpy(X)
+        self._y = torch.from_numpy(y)
+        self._gen = torch.Generator().manual_seed(RUN_SEED)
+        self._B = workload.batch_size
+        self._n = workload.n_samples
+
+    def epoch(self):
+        torch = self._torch
+        t0 = time.perf_counter()
+        self.model.train()
+        perm = torch.randperm(self._n, generator=self._gen)
+        for s in range(0, self._n, self._B):
+            idx = perm[s : s + self._B]
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.crit(self.model(self._X[idx]), self._y[idx])
+            loss.backward()
+            self.opt.step()
+        return time.perf_counter() - t0
+
+    def final_loss(self):
+        torch = self._torch
+        self.model.eval()
+        with torch.no_grad():
+            k = min(self._n, 5000)
+            return float(self.crit(self.model(self._X[:k]), self._y[:k]))
+
+
+class SklearnRunner:
+    """scikit-learn's ``MLPClassifier(solver="sgd", momentum=0)``, one ``partial_fit`` epoch.
+
+    It has no dropout (so it does less work per step); its ``alpha`` is set so that the
+    per-step L2 coefficient ``alpha / batch`` equals the others'.
+    """
+
+    def __init__(self, workload, X, y):
+        from sklearn.neural_network import MLPClassifier
+
+        self.name = "sklearn"
+        self.note = "no dropout"
+        self.clf = MLPClassifier(hidden_layer_sizes=workload.hidden, activation="tanh",
+                                 solver="sgd", alpha=workload.sklearn_alpha,
+                                 batch_size=workload.batch_size, learning_rate="constant",
+                                 learning_rate_init=LR, momentum=0.0, nesterovs_momentum=False,
+                                 shuffle=True, random_state=RUN_SEED, max_iter=1)
+        self._X, self._y = X, y
+        self._classes = np.arange(workload.layers[-1])
+
+    def epoch(self):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if hasattr(self.clf, "coefs_"):
+                self.clf.partial_fit(self._X, self._y)
+            else:
+                self.clf.partial_fit(self._X, self._y, classes=self._classes)
+        return time.perf_counter() - t0
+
+    def final_loss(self):
+        return float(self.clf.loss_)
+
+
+def make_runner(name, workload, X, y):
+    """Build the runner ``name`` (see :data:`RUNNERS`); raises :class:`Unavailable`."""
+    if name in NNOPT_BACKENDS:
+        return NnoptRunner(name, workload, X, y)
+    if name == "torch":
+        return TorchRunner(workload, X, y)
+    if name == "sklearn":
+        return SklearnRunner(workload, X, y)
+    raise ValueError(f"runner must be one of {RUNNERS}, got {name!r}")
+
+
+def gemm_rate(n=2048, repeats=3, dtype=np.float32):
+    """Best float32 GEMM rate (FLOP/s) of a large numpy matmul with all BLAS threads.
+
+    Parameters
+    ----------
+    n : int
+        Square size; 2048 gives 17 GFLOP per call, well past any blocking threshold.
+    repeats : int
+        Calls timed; the best one counts (the floor is what the machine *can* do).
+    """
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
+    B = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
+    C = np.empty((n, n), dtype=dtype)
+    np.matmul(A, B, out=C)
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.matmul(A, B, out=C)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
