@@ -319,12 +319,16 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
         f"variance: gap = validation − training = {_fmt(validation_error)} − "
         f"{_fmt(train_error)} = {_fmt(gap)} {'>' if high_variance else '<='} tolerance "
         f"{_fmt(tol)}")
-    share = decomposition.variance / max(decomposition.expected_loss, 1e-300)
-    reasons.append(
-        f"decomposition: {'bias²' if loss == 'mse' else 'bias'} "
-        f"{_fmt(decomposition.bias_squared)}, variance {_fmt(decomposition.variance)} "
-        f"({100 * min(share, 1):.0f}% of the expected loss {_fmt(decomposition.expected_loss)})"
-        f" over {n_rounds} bootstrap fits")
+    d = decomposition
+    if loss == "mse":
+        share = d.variance / d.expected_loss if d.expected_loss > 0 else 0.0
+        split_text = (f"bias² {_fmt(d.bias_squared)} + variance {_fmt(d.variance)} "
+                      f"({100 * share:.0f}% of the expected loss {_fmt(d.expected_loss)})")
+    else:
+        split_text = (f"bias {_fmt(d.bias_squared)}, variance {_fmt(d.variance)}; expected "
+                      f"loss {_fmt(d.expected_loss)} = bias + net variance "
+                      f"{_fmt(d.net_variance)} (Domingos)")
+    reasons.append(f"decomposition over {n_rounds} bootstrap fits: {split_text}")
 
     steps, suggested, curves, after = [], {}, {}, None
     if high_bias:
