@@ -24,7 +24,7 @@ RTOL = 1e-6
 ATOL = 1e-9
 
 
-def make_problem(rng, activation, output, l1):
+def make_problem(rng, activation, output):
     """A float64 net with weights of magnitude in [0.1, 0.9] and matching random targets."""
     net = nf.MLP(SIZES, activation=activation, output=output, dtype=np.float64)
     for W, b in zip(net.coefs_, net.intercepts_):
@@ -102,7 +102,7 @@ def central_differences(cost, params):
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_gradient_matches_finite_differences(rng, activation, output, l2, l1):
-    net, X, y, T = make_problem(rng, activation, output, l1)
+    net, X, y, T = make_problem(rng, activation, output)
     J, grad = kernel_cost_and_gradient(net, X, T, l2, l1)
     # The numerical side uses the public cost MLP.loss, so the kernels' gradient is checked
     # against the J the user sees (with m = len(X)).
@@ -116,7 +116,7 @@ def test_gradient_matches_finite_differences(rng, activation, output, l2, l1):
 def test_gradient_with_fixed_dropout_masks(rng, activation):
     """Backward through a dropout layer uses the forward mask: the gradient of the masked
     network matches finite differences of that same masked network."""
-    net, X, _, T = make_problem(rng, activation, "softmax", 0.0)
+    net, X, _, T = make_problem(rng, activation, "softmax")
     masks = []
     for l, n_units in enumerate(SIZES[1:-1], start=1):
         M = np.empty((N_SAMPLES, n_units))
@@ -133,7 +133,7 @@ def test_gradient_with_fixed_dropout_masks(rng, activation):
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_run_epoch_full_batch_sgd_step_is_minus_lr_times_gradient(rng, output, l2, l1):
     """One batch gradient-descent step of run_epoch is W - lr * (the checked gradient)."""
-    net, X, _, T = make_problem(rng, "tanh", output, l1)
+    net, X, _, T = make_problem(rng, "tanh", output)
     _, grad = kernel_cost_and_gradient(net, X, T, l2, l1)
     J = net.loss(X, T, l2=l2, l1=l1)
     before = net.params.copy()
@@ -201,13 +201,13 @@ N_EPOCH = 10  # rows in the multi-step tests: batches of 4, 4 and a short last o
     (0.5, 0.0, "subgradient"), (0.0, 0.8, "subgradient"), (0.3, 0.8, "proximal")])
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
 def test_run_epoch_mini_batches_follow_the_formulas(rng, optimizer, l2, l1, l1_method):
-    net, _, _, _ = make_problem(rng, "tanh", "softmax", l1)
+    net, _, _, _ = make_problem(rng, "tanh", "softmax")
     X = rng.normal(size=(N_EPOCH, SIZES[0]))
     T = rng.integers(0, SIZES[-1], N_EPOCH).astype(np.int64)
     perm = rng.permutation(N_EPOCH).astype(np.int64)
     twin = net.copy()
     lr = 0.05
-    (data, pen, n_steps, status), _ = run_reference_epoch(
+    (_, _, n_steps, status), _ = run_reference_epoch(
         net, X, T, perm, lr, batch_size=4, optimizer=optimizer, l2=l2, l1=l1,
         l1_method=l1_method)
     assert (n_steps, status) == (3, 0)
@@ -221,7 +221,7 @@ def test_run_epoch_mini_batches_follow_the_formulas(rng, optimizer, l2, l1, l1_m
 
 
 def test_run_epoch_proximal_l1_gives_exact_zeros(rng):
-    net, X, _, T = make_problem(rng, "tanh", "softmax", 0.0)
+    net, X, _, T = make_problem(rng, "tanh", "softmax")
     run_reference_epoch(net, X, T, np.arange(N_SAMPLES, dtype=np.int64), 0.1,
                         batch_size=None, l1=200.0, l1_method="proximal")
     # Threshold lr * l1 / (2m) = 0.1 * 200 / 18 > 1 > every |W|: all weights become 0.
@@ -231,12 +231,12 @@ def test_run_epoch_proximal_l1_gives_exact_zeros(rng):
 
 
 def test_run_epoch_dropout_uses_the_keyed_masks_in_forward_and_backward(rng):
-    net, _, _, _ = make_problem(rng, "relu", "softmax", 0.0)
+    net, _, _, _ = make_problem(rng, "relu", "softmax")
     X = rng.normal(size=(N_EPOCH, SIZES[0]))
     T = rng.integers(0, SIZES[-1], N_EPOCH).astype(np.int64)
     perm = np.arange(N_EPOCH, dtype=np.int64)
     twin, plain = net.copy(), net.copy()
-    (_, _, n_steps, status), cfg = run_reference_epoch(
+    (_, _, n_steps, status), _ = run_reference_epoch(
         net, X, T, perm, 0.1, batch_size=4, dropout=0.4, seed=31337, l2=0.2)
     assert (n_steps, status) == (3, 0)
     manual_epoch(twin, X, T, perm, 4, 0.1, "sgd", l2=0.2, penalty_div=N_EPOCH, dropout=0.4,
@@ -249,13 +249,13 @@ def test_run_epoch_dropout_uses_the_keyed_masks_in_forward_and_backward(rng):
 def test_run_epoch_sample_weights_with_per_batch_penalty(rng):
     """sw weights the batch mean (divided by the batch's weight sum); penalty_div=0 is
     scikit-learn's per-batch convention (penalty divided by that same sum)."""
-    net, _, _, _ = make_problem(rng, "tanh", "identity", 0.0)
+    net, _, _, _ = make_problem(rng, "tanh", "identity")
     X = rng.normal(size=(N_EPOCH, SIZES[0]))
     T = rng.normal(size=(N_EPOCH, SIZES[-1]))
     sw = rng.uniform(0.5, 2.0, N_EPOCH)
     perm = rng.permutation(N_EPOCH).astype(np.int64)
     twin = net.copy()
-    (data, pen, n_steps, status), _ = run_reference_epoch(
+    (_, _, n_steps, status), _ = run_reference_epoch(
         net, X, T, perm, 0.05, sw=sw, batch_size=4, l2=0.3, penalty_div=0)
     assert (n_steps, status) == (3, 0)
     manual_epoch(twin, X, T, perm, 4, 0.05, "sgd", l2=0.3, sw=sw)
@@ -263,7 +263,7 @@ def test_run_epoch_sample_weights_with_per_batch_penalty(rng):
 
 
 def test_integer_sample_weight_equals_repeating_the_row(rng):
-    net, X, _, T = make_problem(rng, "tanh", "softmax", 0.0)
+    net, X, _, T = make_problem(rng, "tanh", "softmax")
     twin = net.copy()
     sw = np.ones(N_SAMPLES)
     sw[2] = 3.0
@@ -276,7 +276,7 @@ def test_integer_sample_weight_equals_repeating_the_row(rng):
 
 
 def test_run_epoch_stops_before_updating_on_a_non_finite_batch_loss(rng):
-    net, _, _, _ = make_problem(rng, "identity", "identity", 0.0)
+    net, _, _, _ = make_problem(rng, "identity", "identity")
     X = rng.normal(size=(8, SIZES[0]))
     X[5] = 1e200  # the second batch's squared error overflows to inf
     T = rng.normal(size=(8, SIZES[-1]))
@@ -292,7 +292,7 @@ def test_run_epoch_stops_before_updating_on_a_non_finite_batch_loss(rng):
 
 
 def test_run_epoch_float32_keeps_dtype_and_tracks_float64(rng):
-    net64, X, _, T = make_problem(rng, "tanh", "softmax", 0.0)
+    net64, X, _, T = make_problem(rng, "tanh", "softmax")
     net32 = nf.MLP.from_weights(net64.coefs_, net64.intercepts_, dtype=np.float32)
     perm = rng.permutation(N_SAMPLES).astype(np.int64)
     (d64, _, _, _), _ = run_reference_epoch(net64, X, T, perm, 0.1, batch_size=3,

@@ -31,7 +31,8 @@ def bad_X_cases(rng):
         ([[1.0, 2.0], [3.0]], TypeError, "X must be"),
         (nan, ValueError, "X contains NaN or infinity"),
         (inf, ValueError, "X contains NaN or infinity"),
-        (rng.normal(size=(40, N_IN + 1)), ValueError, "X has 6 features, but the model expects 5"),
+        (rng.normal(size=(40, N_IN + 1)), ValueError,
+         "X has 6 features, but the model expects 5"),
     ]
 
 
@@ -81,7 +82,8 @@ def test_float_labels_that_are_integers_are_accepted(net, data):
 
 @pytest.mark.parametrize("output, y, msg", [
     ("logistic", np.full((40, N_OUT), 2), "y must hold 0/1 targets"),
-    ("logistic", np.zeros((40, N_OUT + 1)), r"y must have shape \(n_samples,\) or \(n_samples, 3\)"),
+    ("logistic", np.zeros((40, N_OUT + 1)),
+     r"y must have shape \(n_samples,\) or \(n_samples, 3\)"),
     ("identity", np.full((40, N_OUT), np.inf), "y contains NaN or infinity"),
     ("identity", np.zeros(41), "y has 41 samples but X has 40"),
 ])
