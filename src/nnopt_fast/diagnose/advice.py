@@ -86,7 +86,8 @@ class Diagnosis:
     suggested_params : dict
         The parameters of the most promising tried step (empty for a good fit).
     validation_curves : dict of str to ValidationCurve
-        Regularization sweeps run for high variance (``"alpha"``, ``"dropout"``).
+        Regularization sweeps run for high variance, keyed by the ``set_params`` name
+        (``"alpha"``, ``"dropout"``; ``"mlp__alpha"`` in a Pipeline).
     decomposition_after : BiasVariance or None
         The decomposition rerun with the suggested regularization (``verify=True``).
     wall_time : float
