@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import runners  # noqa: E402
 from runners import RUNNERS, Unavailable, gemm_rate, make_runner  # noqa: E402
 from workloads import WORKLOADS, make_data, parse_names  # noqa: E402
 
@@ -112,27 +113,45 @@ def time_workload(workload, runner_names, repeats, log):
     runs in every round too, so the floor is measured under the same load.
     """
     X, y = make_data(workload)
-    runners, skipped = {}, {}
+    active, skipped = {}, {}
     for name in runner_names:
         try:
-            runners[name] = make_runner(name, workload, X, y)
+            active[name] = make_runner(name, workload, X, y)
         except Unavailable as exc:
             skipped[name] = str(exc)
-    for name, r in runners.items():
-        t = r.epoch()
-        log(f"  {workload.name} {name}: warm-up epoch {t:.3f} s")
-    times = {name: [] for name in runners}
+    def epoch(name):
+        # One runner failing (a divergence, a backend bug) must not lose the others' figures.
+        try:
+            return active[name].epoch()
+        except Exception as exc:
+            skipped[name] = f"failed: {type(exc).__name__}: {exc}"
+            log(f"  {workload.name} {name}: {skipped[name]}")
+            return None
+
+    for name in list(active):
+        t = epoch(name)
+        if t is None:
+            del active[name]
+        else:
+            log(f"  {workload.name} {name}: warm-up epoch {t:.3f} s")
+    times = {name: [] for name in active}
     rates = [gemm_rate()]
-    order = list(runners)
+    order = list(active)
     for k in range(repeats):
-        for name in order[k % len(order):] + order[: k % len(order)] if order else ():
-            times[name].append(runners[name].epoch())
+        for name in order[k % len(order):] + order[: k % len(order)]:
+            if name in skipped:
+                continue
+            t = epoch(name)
+            if t is None:
+                times.pop(name)
+            else:
+                times[name].append(t)
         rates.append(gemm_rate(repeats=2))
         log(f"  {workload.name} round {k + 1}/{repeats}: "
-            + ", ".join(f"{n} {times[n][-1]:.4f}" for n in order))
-    losses = {name: r.final_loss() for name, r in runners.items()}
-    notes = {name: r.note for name, r in runners.items()}
-    del runners, X, y
+            + ", ".join(f"{n} {t[-1]:.4f}" for n, t in times.items()))
+    losses = {name: active[name].final_loss() for name in times}
+    notes = {name: r.note for name, r in active.items()}
+    del active, X, y
     gc.collect()
     return {"times": times, "gemm_rates": rates, "losses": losses, "notes": notes,
             "skipped": skipped}
@@ -248,6 +267,8 @@ def main(argv=None):
                     help="timed epochs per runner after the warm-up epoch (default 5)")
     ap.add_argument("--runners", default=",".join(RUNNERS),
                     help=f"comma-separated subset of {','.join(RUNNERS)}")
+    ap.add_argument("--torch-threads", type=int, default=runners.TORCH_THREADS,
+                    help=f"PyTorch's intra-op threads (default {runners.TORCH_THREADS}, BENCH.md)")
     ap.add_argument("--no-cold-start", action="store_true", help="skip the cold-start runs")
     ap.add_argument("--cold-repeats", type=int, default=3)
     ap.add_argument("--json", help="also write the raw timings to this file")
@@ -256,6 +277,7 @@ def main(argv=None):
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
     names = parse_names(args.workloads)
+    runners.TORCH_THREADS = args.torch_threads
     runner_names = [r.strip() for r in args.runners.split(",") if r.strip()]
     bad = [r for r in runner_names if r not in RUNNERS]
     if bad:
