@@ -166,7 +166,7 @@ PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair -w "$WORK/repaired" "$WHE
     || { cat "$WORK/repair.log"; fail "auditwheel repair failed"; }
 REPAIRED=$(ls "$WORK"/repaired/*.whl)
 [[ $(basename "$REPAIRED") == *manylinux* ]] || fail "repaired wheel is not manylinux-tagged"
-GRAFTED=$(unzip -Z1 "$REPAIRED" | { grep '^nnopt_fast\.libs/' || true; } \
+GRAFTED=$(unzip -Z1 "$REPAIRED" | { grep -E '^nnopt_fast\.libs/[^/]+$' || true; } \
     | xargs -r -n1 basename | tr '\n' ' ')
 echo "repaired: $(basename "$REPAIRED"); grafted: ${GRAFTED:-nothing}"
 SUMMARY+=("auditwheel show: $(basename "$WHEEL") is consistent with \"$SHOW_TAG\"; its\
