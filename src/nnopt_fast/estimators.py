@@ -39,7 +39,7 @@ SCALE_RATIO_LIMIT = 1e3
 #: Above this ``|mean| / std`` of a non-constant column, ``fit`` warns.
 OFFSET_RATIO_LIMIT = 1e2
 #: The scaling check looks at no more rows than this (an evenly strided subsample).
-_SCALE_CHECK_ROWS = 10_000
+_SCALE_CHECK_ROWS = 4096
 
 
 class ScalingWarning(UserWarning):
@@ -736,7 +736,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
                                  f"has {self.classes_}. 'y' has {classes}.")
-        return X, self._label_binarizer.transform(y).astype(bool)
+        return X, self._binarize(y)
+
+    def _binarize(self, y):
+        """scikit-learn's LabelBinarizer output as bool, without its sparse detour."""
+        lb = self._label_binarizer
+        classes = lb.classes_
+        if lb.y_type_ in ("binary", "multiclass") and np.ndim(y) == 1 and len(classes) >= 2:
+            y = np.asarray(y)
+            idx = np.searchsorted(classes, y)
+            if np.array_equal(classes[np.minimum(idx, len(classes) - 1)], y):
+                if lb.y_type_ == "binary":
+                    return (idx == 1).reshape(-1, 1)
+                Y = np.zeros((len(y), len(classes)), dtype=bool)
+                Y[np.arange(len(y)), idx] = True
+                return Y
+        return lb.transform(y).astype(bool)
 
     def _val_truth(self, Y_val):
         return self._label_binarizer.inverse_transform(Y_val)
