@@ -61,12 +61,12 @@ def data(n_train, dtype=np.float32):
     return X[:n_train], y[:n_train], X[n_train:n_train + N_TEST], y[n_train:n_train + N_TEST]
 
 
-def run_nf_bias_variance(d, epochs, rounds):
+def run_nf_bias_variance(d, epochs, rounds, n_jobs=-1):
     import nnopt_fast as nf
 
     # seed_estimator=False: every round starts from random_state=1, as mlxtend's rounds do.
     r = nf.bias_variance(nf_estimator(epochs), *d, n_rounds=rounds, loss="0-1",
-                         random_state=0, n_jobs=-1, seed_estimator=False)
+                         random_state=0, n_jobs=n_jobs, seed_estimator=False)
     return r.expected_loss, r.bias, r.variance
 
 
@@ -161,11 +161,12 @@ def main(argv=None):
 
     d = data(args.n_train)
     _warm_up(d)
-    times = {k: [] for k in ("nf_bv", "mlx_bv", "nf_vc", "sk_vc")}
+    times = {k: [] for k in ("nf_bv", "nf_bv1", "mlx_bv", "nf_vc", "sk_vc")}
     outs = {}
     for _ in range(args.repeats):
         for key, fn, fargs in (
             ("nf_bv", run_nf_bias_variance, (d, args.epochs, args.rounds)),
+            ("nf_bv1", run_nf_bias_variance, (d, args.epochs, args.rounds, 1)),
             ("mlx_bv", run_mlxtend, (d, args.epochs, args.rounds)),
             ("nf_vc", run_nf_validation_curve, (d, args.epochs)),
             ("sk_vc", run_sklearn_validation_curve, (d, args.epochs)),
@@ -181,6 +182,8 @@ def main(argv=None):
           f"rounds={args.rounds}, repeats={args.repeats} (medians, s)")
     print(f"bias_variance:   nnopt_fast {med['nf_bv']:.2f}  mlxtend+sklearn {med['mlx_bv']:.2f}"
           f"  ratio {med['mlx_bv'] / med['nf_bv']:.1f}x")
+    print(f"   serial (n_jobs=1): nnopt_fast {med['nf_bv1']:.2f}  ratio "
+          f"{med['mlx_bv'] / med['nf_bv1']:.1f}x (mlxtend is serial)")
     print(f"   (loss, bias, variance)  nf {np.round(outs['nf_bv'], 4).tolist()}  "
           f"mlxtend {np.round(outs['mlx_bv'], 4).tolist()}")
     print(f"validation_curve: nnopt_fast {med['nf_vc']:.2f}  sklearn {med['sk_vc']:.2f}"
