@@ -310,7 +310,7 @@ def test_scaling_warning_once_with_the_fix(rng):
 # ---------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_input(rng, bad):
-    X, y = _blobs(rng, n=30)
+    X, y = _blobs(rng, n=40)
     Xb = X.copy()
     Xb[3, 1] = bad
     with pytest.raises(ValueError, match="NaN|infinity"):
@@ -334,23 +334,23 @@ def test_non_finite_input(rng, bad):
     (dict(n_threads=0), "n_threads"),
 ])
 def test_bad_parameters(rng, params, match):
-    X, y = _blobs(rng, n=30)
+    X, y = _blobs(rng, n=40)
     with pytest.raises(ValueError, match=match):
         _small(**params).fit(X, y)
 
 
 def test_bad_data(rng):
-    X, y = _blobs(rng, n=30)
+    X, y = _blobs(rng, n=40)
     with pytest.raises(ValueError, match="only one class"):
-        _small().fit(X, np.zeros(30))
+        _small().fit(X, np.zeros(40))
     with pytest.raises(ValueError, match="only one class"):
-        _small().partial_fit(X, np.zeros(30), classes=[0])
+        _small().partial_fit(X, np.zeros(40), classes=[0])
     clf = _small(max_iter=2).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         clf.predict(X[:, :3])
     with pytest.raises(NotFittedError):
         _small().predict(X)
     with pytest.raises(ValueError, match="Unknown label type"):
-        _small().fit(X, rng.normal(size=30))
+        _small().fit(X, rng.normal(size=40))
     with pytest.raises(ValueError, match="poisson"):
         _small(MLPRegressor, loss="poisson").fit(X, np.abs(X[:, 0]))
