@@ -51,6 +51,26 @@ uint64_t nn_dropout_key(uint64_t seed, uint64_t layer, uint64_t step)
     return nn_mix64(k + (step + 1u) * NN_GOLDEN);
 }
 
+void nn_prefetch_rows(const void *base, size_t row_bytes, const int64_t *idx, ptrdiff_t n)
+{
+#if defined(__GNUC__)
+    const char *p = (const char *)base;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const char *row = p + (size_t)idx[i] * row_bytes;
+        for (size_t off = 0; off < row_bytes; off += 64)
+            __builtin_prefetch(row + off, 0, 3);
+        /* The row need not start on a cache line: also touch its last byte. */
+        if (row_bytes)
+            __builtin_prefetch(row + row_bytes - 1, 0, 3);
+    }
+#else
+    (void)base;
+    (void)row_bytes;
+    (void)idx;
+    (void)n;
+#endif
+}
+
 NN_CLONES void nn_tanh_array_f32(float *out, const float *x, ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; i++)

@@ -26,6 +26,12 @@ int nn_openmp_threads(void);
 /* reference.dropout_key(seed, layer, step). */
 uint64_t nn_dropout_key(uint64_t seed, uint64_t layer, uint64_t step);
 
+/*
+ * Prefetch rows idx[0..n) of a row-major array with row_bytes per row (e.g. the next
+ * batch's samples, gathered at random from a training set larger than the caches).
+ */
+void nn_prefetch_rows(const void *base, size_t row_bytes, const int64_t *idx, ptrdiff_t n);
+
 /* Vectorizable tanh of n values (out may be x). */
 void nn_tanh_array_f32(float *out, const float *x, ptrdiff_t n);
 void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n);

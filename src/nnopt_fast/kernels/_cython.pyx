@@ -9,6 +9,7 @@ cdef extern from "nn_fused.h" nogil:
     const char *nn_simd_path()
     int nn_openmp_threads()
     uint64_t nn_dropout_key(uint64_t seed, uint64_t layer, uint64_t step)
+    void nn_prefetch_rows(const void *base, size_t row_bytes, const int64_t *idx, Py_ssize_t n)
     void nn_tanh_array_f32(float *out, const float *x, Py_ssize_t n)
     void nn_tanh_array_f64(double *out, const double *x, Py_ssize_t n)
     void nn_gather_rows_f32(float *out, const float *X, const int64_t *idx, Py_ssize_t n_rows, Py_ssize_t n_cols)
@@ -324,6 +325,27 @@ cdef double _penalty(const Plan *p, const floating *P, double d) noexcept nogil:
             + (0.5 * p.l1 * s1 if p.l1 != 0.0 else 0.0)) / d
 
 
+# Prefetch the next batch only while it fits comfortably in L2 next to the current one.
+cdef enum:
+    PREFETCH_MAX_BYTES = 262144
+
+
+cdef void _prefetch_batch(const Plan *p, const floating *X, const int64_t *y,
+                          const floating *Y, const floating *sw, const int64_t *idx,
+                          Py_ssize_t nb) noexcept nogil:
+    """Start loading the rows of a coming batch (shuffled rows miss the caches)."""
+    cdef size_t row_bytes = <size_t>p.sizes[0] * sizeof(floating)
+    if <size_t>nb * row_bytes > PREFETCH_MAX_BYTES:
+        return
+    nn_prefetch_rows(X, row_bytes, idx, nb)
+    if y:
+        nn_prefetch_rows(y, sizeof(int64_t), idx, nb)
+    if Y:
+        nn_prefetch_rows(Y, <size_t>p.sizes[p.n_layers] * sizeof(floating), idx, nb)
+    if sw:
+        nn_prefetch_rows(sw, sizeof(floating), idx, nb)
+
+
 cdef int _epoch(const Plan *p, floating *P, floating *G, floating *V, floating *Mo,
                 floating *Vo, floating *buf, const floating *X, const int64_t *y,
                 const floating *Y, const floating *sw, const int64_t *perm, Py_ssize_t n_perm,
@@ -340,6 +362,8 @@ cdef int _epoch(const Plan *p, floating *P, floating *G, floating *V, floating *
     while start < n_perm:
         nb = min(p.batch, n_perm - start)
         idx = perm + start
+        if start + nb < n_perm:
+            _prefetch_batch(p, X, y, Y, sw, idx + nb, min(p.batch, n_perm - start - nb))
         if _forward_backward(p, P, X, y, Y, sw, idx, nb, 0, step0 + k, buf, &lsum):
             return 1
         if sw:
