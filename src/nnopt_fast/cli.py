@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 #: Defaults of ``nnopt-fast train``; chosen to reach >= 95% validation accuracy on the
-#: digits data with every seed tried (30 seeds: 96.4% at worst) in well under a second.
+#: digits data with every seed tried (30 seeds: 96.4% at worst) in about a second.
 TRAIN_DEFAULTS = {
     "layers": (64,),
     "activation": "tanh",
