@@ -1,12 +1,11 @@
 """bias_variance and validation_curve on a real Dask cluster give the local numbers."""
 
+import distributed  # noqa: F401  (in the test extra: a missing install fails)
 import numpy as np
 import pytest
 from joblib import parallel_backend
 
 import nnopt_fast as nf
-
-distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
