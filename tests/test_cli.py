@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,3 +241,20 @@ def test_diagnose_delegates_to_its_module(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         cli.main(["diagnose", "--help"])
     assert "--n-sets" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------
+# the README's quick start is what CI runs
+# ---------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not (ROOT / ".ci" / "run").is_file(),
+                    reason="needs the repository checkout (README.md and .ci/run)")
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", quick_start, re.S)
+    assert commands == ["pip install . && nnopt-fast train",
+                        'pip install ".[test]" && python -m pytest']
+    assert '{ pip install ".[test]" && python -m pytest; }' in (ROOT / ".ci" / "run").read_text()
