@@ -152,43 +152,35 @@ def _sklearn_packing(net):
     return np.concatenate(parts)
 
 
-_DOC_EXTRA = """
-    The constructor parameters and fitted attributes are scikit-learn 1.9's (same names,
-    meanings and defaults: see ``sklearn.neural_network.{name}``), plus the ones below.
-    Training runs on nnopt_fast's compiled kernels (``backend``); with the same starting
-    weights, ``shuffle=False`` and float64 data it follows scikit-learn's updates to
-    rounding error.
-
-    dropout : float in [0, 1) or sequence of float, default=0.0
+_DOC_PARAMS = """dropout : float in [0, 1) or sequence of float, default=0.0
         Drop probability of the hidden units (inverted dropout, one value for every hidden
         layer or one per hidden layer). Nothing is dropped at predict time. Not available
         with ``solver="lbfgs"``.
     l1 : float >= 0, default=0.0
         L1 strength with ``alpha``'s per-batch meaning: the penalty of a batch of sample
         weight S is ``(alpha/2 ||W||^2 + l1/2 |W|_1) / S``.
-    l1_method : {{"subgradient", "proximal"}}, default="subgradient"
+    l1_method : {"subgradient", "proximal"}, default="subgradient"
         ``"proximal"`` soft-thresholds the weights after each step and gives exact zeros
         (sgd / adam only; lbfgs uses the subgradient).
     n_threads : int >= 1 or None, default=None
         Threads of one training step. ``None`` picks: 1 inside a joblib worker (for example
         ``GridSearchCV(n_jobs=2)`` or ``cross_val_score(n_jobs=2)``, whose workers already
         occupy the other cores), else ``OMP_NUM_THREADS`` if set, else all cores.
-    parallel : {{"sync", "hogwild"}}, default="sync"
+    parallel : {"sync", "hogwild"}, default="sync"
         With ``n_threads > 1``: deterministic data-parallel steps, or lock-free Hogwild.
-    backend : {{"auto", "cython", "numba", "numpy"}}, default="auto"
+    backend : {"auto", "cython", "numba", "numpy"}, default="auto"
+        The kernels of the stochastic solvers; lbfgs evaluates its loss and gradient with
+        the NumPy reference kernels."""
 
-    Notes
-    -----
-    scipy.sparse CSR/CSC input is accepted and densified once per call to ``fit`` /
-    ``partial_fit`` / ``predict`` (the kernels are dense). ``fit`` emits a
+_DOC_NOTES = """Training runs on nnopt_fast's kernels; with the same starting weights,
+    ``shuffle=False`` and float64 data it follows scikit-learn's updates to rounding error,
+    and an equal ``random_state`` gives scikit-learn's initial weights, validation split and
+    batch order. scipy.sparse CSR/CSC input is accepted and densified once per call to
+    ``fit`` / ``partial_fit`` / ``predict`` (the kernels are dense). ``fit`` emits a
     :class:`ScalingWarning` when X's columns differ wildly in scale. A non-finite training
     loss raises :class:`FitDivergenceError` (a ``ValueError``) and keeps the weights of the
-    start of the failing epoch.
-
-    Extra fitted attributes: ``validation_loss_curve_`` (the data loss on the early-stopping
-    validation split after each epoch, or None without early stopping) and ``backend_``
-    (the backend that ran the last fit).
-"""
+    start of the failing epoch. ``est.save(path)`` / ``nnopt_fast.load(path)`` store the
+    model without pickle; pickle and joblib work too."""
 
 
 class _BaseMLP(BaseEstimator):
@@ -598,8 +590,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
     warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
     beta_1, beta_2, epsilon, n_iter_no_change, max_fun
-        As in :class:`sklearn.neural_network.MLPClassifier`.
-    {extra}
+        As in :class:`sklearn.neural_network.MLPClassifier` (same meanings and defaults).
+    {params}
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -609,7 +602,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         As in scikit-learn. ``coefs_[l]`` has shape (n_in, n_out) and the dtype of the
         training X (float32 stays float32; other dtypes become float64).
     validation_loss_curve_ : list of float or None
+        The data loss on the early-stopping validation split after each epoch (None
+        without early stopping).
     backend_ : str
+        The backend that ran the last fit.
+
+    Notes
+    -----
+    {notes}
 
     Examples
     --------
@@ -826,8 +826,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
     warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
     beta_1, beta_2, epsilon, n_iter_no_change, max_fun
-        As in :class:`sklearn.neural_network.MLPRegressor`.
-    {extra}
+        As in :class:`sklearn.neural_network.MLPRegressor` (same meanings and defaults).
+    {params}
+
     Attributes
     ----------
     loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_,
@@ -836,7 +837,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         As in scikit-learn (``loss_`` is half the mean squared error over samples and
         outputs, plus the penalty).
     validation_loss_curve_ : list of float or None
+        The data loss on the early-stopping validation split after each epoch (None
+        without early stopping).
     backend_ : str
+        The backend that ran the last fit.
+
+    Notes
+    -----
+    {notes}
     """
 
     _parameter_constraints: dict = {
@@ -967,7 +975,5 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._score_with_function(X, y, sample_weight, r2_score)
 
 
-MLPClassifier.__doc__ = MLPClassifier.__doc__.format(
-    extra=_DOC_EXTRA.format(name="MLPClassifier"))
-MLPRegressor.__doc__ = MLPRegressor.__doc__.format(
-    extra=_DOC_EXTRA.format(name="MLPRegressor"))
+MLPClassifier.__doc__ = MLPClassifier.__doc__.format(params=_DOC_PARAMS, notes=_DOC_NOTES)
+MLPRegressor.__doc__ = MLPRegressor.__doc__.format(params=_DOC_PARAMS, notes=_DOC_NOTES)
