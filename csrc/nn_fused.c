@@ -87,6 +87,7 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #define NN_S(name) name##_f32
 #define NN_TANH nn_tanh_f32
 #define NN_EXP expf
+#define NN_EXPV nn_exp_f32
 #define NN_SQRT sqrtf
 #define NN_FABS fabsf
 #define NN_EPS FLT_EPSILON
@@ -95,6 +96,7 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #undef NN_S
 #undef NN_TANH
 #undef NN_EXP
+#undef NN_EXPV
 #undef NN_SQRT
 #undef NN_FABS
 #undef NN_EPS
@@ -103,6 +105,7 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #define NN_S(name) name##_f64
 #define NN_TANH nn_tanh_f64
 #define NN_EXP exp
+#define NN_EXPV exp
 #define NN_SQRT sqrt
 #define NN_FABS fabs
 #define NN_EPS DBL_EPSILON
@@ -111,6 +114,7 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #undef NN_S
 #undef NN_TANH
 #undef NN_EXP
+#undef NN_EXPV
 #undef NN_SQRT
 #undef NN_FABS
 #undef NN_EPS

@@ -168,7 +168,7 @@ NN_CLONES void NN_S(nn_dropout_mask)(NN_T *out, ptrdiff_t n_rows, ptrdiff_t n_co
 /* Row r of a batch lives at row idx[r] of the full arrays (or row r without idx). */
 #define NN_ROW(idx, r) ((idx) ? (idx)[r] : (int64_t)(r))
 
-double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const int64_t *y,
+NN_CLONES double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const int64_t *y,
                              const int64_t *idx, const NN_T *sw, ptrdiff_t n_rows,
                              ptrdiff_t n_cols)
 {
@@ -178,19 +178,24 @@ double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const int64
         const NN_T *z = Z + i * n_cols;
         NN_T *g = dZ + i * n_cols;
         const int64_t r = NN_ROW(idx, i);
-        /* g may alias z: each z[j] is read before g[j] is written. */
-        NN_T zmax = b ? z[0] + b[0] : z[0];
-        for (ptrdiff_t j = 0; j < n_cols; j++) {
-            const NN_T zj = b ? z[j] + b[j] : z[j];
-            g[j] = zj;
-            if (zj > zmax || zj != zj)
-                zmax = zj;
+        /* g may alias z: each z[j] is read before g[j] is written. Short branch-free
+         * loops, so that the exp and division loops vectorize. */
+        if (b) {
+            for (ptrdiff_t j = 0; j < n_cols; j++)
+                g[j] = z[j] + b[j];
+        } else {
+            for (ptrdiff_t j = 0; j < n_cols; j++)
+                g[j] = z[j];
         }
+        /* A NaN anywhere reaches the loss through exp(g - max) whatever max is. */
+        NN_T zmax = g[0];
+        for (ptrdiff_t j = 1; j < n_cols; j++)
+            zmax = g[j] > zmax ? g[j] : zmax;
+        for (ptrdiff_t j = 0; j < n_cols; j++)
+            g[j] = NN_EXPV(g[j] - zmax);
         NN_T sum = 0;
-        for (ptrdiff_t j = 0; j < n_cols; j++) {
-            g[j] = NN_EXP(g[j] - zmax);
+        for (ptrdiff_t j = 0; j < n_cols; j++)
             sum += g[j];
-        }
         for (ptrdiff_t j = 0; j < n_cols; j++)
             g[j] = g[j] / sum;
         const int64_t c = y[r];
@@ -210,7 +215,7 @@ double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const int64
     return total;
 }
 
-double NN_S(nn_logistic_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const NN_T *Y,
+NN_CLONES double NN_S(nn_logistic_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const NN_T *Y,
                               const int64_t *idx, const NN_T *sw, ptrdiff_t n_rows,
                               ptrdiff_t n_cols)
 {
@@ -242,7 +247,7 @@ double NN_S(nn_logistic_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const NN_T
     return total;
 }
 
-double NN_S(nn_squared_error)(NN_T *dZ, const NN_T *Z, const NN_T *b, const NN_T *Y,
+NN_CLONES double NN_S(nn_squared_error)(NN_T *dZ, const NN_T *Z, const NN_T *b, const NN_T *Y,
                               const int64_t *idx, const NN_T *sw, ptrdiff_t n_rows,
                               ptrdiff_t n_cols)
 {
@@ -363,20 +368,16 @@ NN_CLONES void NN_S(nn_l1_prox)(NN_T *W, ptrdiff_t n, NN_T thr)
 
 NN_CLONES void NN_S(nn_penalty_sums)(const NN_T *W, ptrdiff_t n, double *s2, double *s1)
 {
-    /* Eight independent partial sums let the compiler vectorize without reassociating. */
-    double a2[8] = {0}, a1[8] = {0};
-    ptrdiff_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
-            const double w = (double)W[i + k];
-            a2[k] += w * w;
-            a1[k] += fabs(w);
-        }
-    for (; i < n; i++) {
+    double a2 = 0.0, a1 = 0.0;
+    /* A reordered (vectorized) sum: NumPy's own dot and sum orders differ anyway. */
+#if defined(_OPENMP)
+#pragma omp simd reduction(+ : a2, a1)
+#endif
+    for (ptrdiff_t i = 0; i < n; i++) {
         const double w = (double)W[i];
-        a2[0] += w * w;
-        a1[0] += fabs(w);
+        a2 += w * w;
+        a1 += fabs(w);
     }
-    *s2 += ((a2[0] + a2[1]) + (a2[2] + a2[3])) + ((a2[4] + a2[5]) + (a2[6] + a2[7]));
-    *s1 += ((a1[0] + a1[1]) + (a1[2] + a1[3])) + ((a1[4] + a1[5]) + (a1[6] + a1[7]));
+    *s2 += a2;
+    *s1 += a1;
 }
