@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 import nnopt_fast as nf
 from nnopt_fast import MLPClassifier, MLPRegressor
-from nnopt_fast.estimators import _n_threads_default
+from nnopt_fast.estimators import _n_threads_default, _thread_budget
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -66,6 +66,11 @@ def test_n_threads_default_rule(monkeypatch):
     assert _n_threads_default() == cores
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert _n_threads_default() == 1
+    # A one-thread fit also holds the BLAS pools to one thread while it trains.
+    from threadpoolctl import threadpool_info
+
+    with _thread_budget(1):
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {1}
 
 
 @pytest.mark.parametrize("dump", ["pickle", "joblib"])

@@ -1,5 +1,6 @@
 """scikit-learn drop-in MLPClassifier / MLPRegressor trained by nnopt_fast's kernels."""
 
+import contextlib
 import os
 import warnings
 from numbers import Integral, Real
@@ -71,10 +72,9 @@ class _OptimizerState:
                 getattr(state, name)[...] = saved
         state.t = self.t
 
-    def save_from(self, state, learning_rate):
+    def save_from(self, state):
         self.velocity, self.m, self.v = state.velocity.copy(), state.m.copy(), state.v.copy()
         self.t = state.t
-        self.learning_rate = float(learning_rate)
 
 
 def _n_threads_default():
@@ -92,6 +92,19 @@ def _n_threads_default():
     except ValueError:
         env = 0
     return max(1, min(cores, env)) if env > 0 else cores
+
+
+def _thread_budget(n_threads):
+    """Hold BLAS and OpenMP pools to ``n_threads`` while training, when that is a limit.
+
+    The GEMMs of a backend (and of the lbfgs loss) run on a BLAS whose own pool would
+    otherwise take every core, on top of the other joblib workers' fits.
+    """
+    if n_threads >= (os.cpu_count() or 1):
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n_threads)
 
 
 def _scaling_report(X):
@@ -341,8 +354,7 @@ class _BaseMLP(BaseEstimator):
             self._optimizer = _OptimizerState(kind, self.learning_rate_init)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        if early_stopping:
+        if self.early_stopping:
             # Stratify like scikit-learn: single-output classification only.
             stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
             arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
@@ -353,13 +365,11 @@ class _BaseMLP(BaseEstimator):
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
-            X_train = np.ascontiguousarray(X_train)
-            y_val = self._val_truth(Y_val)
-            T_val = self._targets(Y_val, X.dtype)
+            val = (X_val, self._val_truth(Y_val), self._targets(Y_val, X.dtype), sw_val)
         else:
             X_train, Y_train, sw_train = X, Y, sample_weight
-            X_val = y_val = T_val = sw_val = None
-        T_train = self._targets(Y_train, X.dtype)
+            val = None
+        train = (np.ascontiguousarray(X_train), self._targets(Y_train, X.dtype), sw_train)
         n_samples = X_train.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
@@ -382,72 +392,84 @@ class _BaseMLP(BaseEstimator):
         state = TrainState(net, cfg)
         self._optimizer.load_into(state)
         state.step = self._dropout_step
-        lr = self._optimizer.learning_rate
-        # scikit-learn's squared loss is a mean over outputs; the kernel's is a sum.
-        loss_div = self.n_outputs_ if self.out_activation_ == "identity" else 1
-        sample_idx = np.arange(n_samples, dtype=np.int64)
-        try:
-            self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    # The same draw as scikit-learn's, from the same RandomState.
-                    sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
-                snap = state.snapshot()
-                try:
-                    data, pen, n_steps, status = backend.run_epoch(
-                        cfg, state, X_train, T_train, sw_train, sample_idx, lr, state.step)
-                except KeyboardInterrupt:
-                    state.restore(snap)
-                    raise
-                loss = (data / loss_div + pen) / n_samples
-                if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
-                    state.restore(snap)
-                    raise FitDivergenceError(self.n_iter_ + 1, lr)
-                state.step += n_steps
-                state.t += n_steps
-                self.n_iter_ += 1
-                self.loss_ = loss
-                self.t_ += n_samples
-                self.loss_curve_.append(loss)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                self._update_no_improvement_count(net, X_val, y_val, T_val, sw_val)
-                if kind != "adam" and self.learning_rate == "invscaling":
-                    lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = ("Validation score" if early_stopping else "Training loss")
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                           f"{self.n_iter_no_change} consecutive epochs.")
-                    adaptive = kind != "adam" and self.learning_rate == "adaptive"
-                    if not adaptive:
-                        if self.verbose:
-                            print(msg + " Stopping.")
-                        break
-                    if lr <= 1e-6:
-                        if self.verbose:
-                            print(msg + " Learning rate too small. Stopping.")
-                        break
-                    lr /= 5.0
-                    if self.verbose:
-                        print(msg + " Setting learning rate to %f" % lr)
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                        "optimization hasn't converged yet." % self.max_iter,
-                        ConvergenceWarning)
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-        finally:
-            self._optimizer.save_from(state, lr)
-            self._dropout_step = state.step
-        if early_stopping:
+        with _thread_budget(cfg.n_threads):
+            try:
+                self._epochs(backend, cfg, state, net, train, val, incremental)
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.")
+            finally:
+                self._optimizer.save_from(state)
+                self._dropout_step = state.step
+        if self.early_stopping:
             net.params[...] = self._best_params
 
-    def _update_no_improvement_count(self, net, X_val, y_val, T_val, sw_val):
-        if X_val is None:
+    def _epochs(self, backend, cfg, state, net, train, val, incremental):
+        """scikit-learn's epoch loop around ``backend.run_epoch``.
+
+        Shuffling, the loss bookkeeping, the stopping rules and the learning-rate schedules
+        are scikit-learn's; ``self._optimizer.learning_rate`` holds the current rate.
+        """
+        X_train, T_train, sw_train = train
+        n_samples = X_train.shape[0]
+        opt = self._optimizer
+        # scikit-learn's squared loss is a mean over outputs; the kernel's is a sum.
+        loss_div = self.n_outputs_ if self.out_activation_ == "identity" else 1
+        sgd = opt.kind != "adam"
+        sample_idx = np.arange(n_samples, dtype=np.int64)
+        self.n_iter_ = 0
+        for _ in range(self.max_iter):
+            if self.shuffle:
+                # The same draw as scikit-learn's, from the same RandomState.
+                sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
+            snap = state.snapshot()
+            try:
+                data, pen, n_steps, status = backend.run_epoch(
+                    cfg, state, X_train, T_train, sw_train, sample_idx, opt.learning_rate,
+                    state.step)
+            except KeyboardInterrupt:
+                state.restore(snap)
+                raise
+            loss = (data / loss_div + pen) / n_samples
+            if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
+                state.restore(snap)
+                raise FitDivergenceError(self.n_iter_ + 1, opt.learning_rate)
+            state.step += n_steps
+            state.t += n_steps
+            self.n_iter_ += 1
+            self.loss_ = loss
+            self.t_ += n_samples
+            self.loss_curve_.append(loss)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            self._update_no_improvement_count(net, val)
+            if sgd and self.learning_rate == "invscaling":
+                opt.learning_rate = (float(self.learning_rate_init)
+                                     / (self.t_ + 1) ** self.power_t)
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if val is not None else "Training loss"
+                msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                       f"{self.n_iter_no_change} consecutive epochs.")
+                if not (sgd and self.learning_rate == "adaptive"):
+                    if self.verbose:
+                        print(msg + " Stopping.")
+                    break
+                if opt.learning_rate <= 1e-6:
+                    if self.verbose:
+                        print(msg + " Learning rate too small. Stopping.")
+                    break
+                opt.learning_rate /= 5.0
+                if self.verbose:
+                    print(msg + " Setting learning rate to %f" % opt.learning_rate)
+                self._no_improvement_count = 0
+            if incremental:
+                break
+            if self.n_iter_ == self.max_iter:
+                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                              "optimization hasn't converged yet." % self.max_iter,
+                              ConvergenceWarning)
+
+    def _update_no_improvement_count(self, net, val):
+        if val is None:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
@@ -455,6 +477,7 @@ class _BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
             return
+        X_val, y_val, T_val, sw_val = val
         Z = _forward(net.coefs_, net.intercepts_, X_val, self.activation)
         self.validation_loss_curve_.append(self._data_loss(Z, T_val, sw_val))
         score = self._val_score(Z, y_val, sw_val)
@@ -518,8 +541,10 @@ class _BaseMLP(BaseEstimator):
 
         options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
         options.update(_lbfgs_iprint(1 if self.verbose else -1))
-        res = scipy.optimize.minimize(loss_grad, params[idx].astype(np.float64),
-                                      method="L-BFGS-B", jac=True, options=options)
+        n_threads = self.n_threads if self.n_threads is not None else _n_threads_default()
+        with _thread_budget(n_threads):
+            res = scipy.optimize.minimize(loss_grad, params[idx].astype(np.float64),
+                                          method="L-BFGS-B", jac=True, options=options)
         if res.status != 0:
             msg = res.message.decode() if isinstance(res.message, bytes) else res.message
             warnings.warn(f"lbfgs failed to converge after {res.nit} iteration(s) "
