@@ -578,12 +578,20 @@ class _BaseMLP(BaseEstimator):
         """Save the fitted estimator to ``path``: arrays in .npz plus JSON metadata.
 
         The file holds no pickled object; :func:`nnopt_fast.load` reads it back without
-        executing code.
+        executing code. It keeps the parameters, the fitted attributes, the labels and the
+        optimizer state (so ``partial_fit`` and ``warm_start`` continue as they would
+        have); a ``random_state`` that is a ``RandomState`` object is stored as None.
 
         Parameters
         ----------
         path : str or os.PathLike
-            Written as given (no suffix is added).
+            Written as given (no suffix is added), through a temporary file in the same
+            directory so that a crash never leaves a half-written model.
+
+        Raises
+        ------
+        TypeError
+            When ``classes_`` holds labels other than numbers or strings.
         """
         from ._serialization import save
 
