@@ -83,9 +83,11 @@ def _n_threads_default():
 
     backend, _ = get_active_backend()
     if getattr(backend, "nesting_level", 0) > 0:
-        # Inside a joblib worker (GridSearchCV(n_jobs=2), cross_val_score(n_jobs=...),
-        # Dask): the other workers already use the other cores.
+        # Inside a joblib worker (GridSearchCV(n_jobs=2), cross_val_score(n_jobs=...)):
+        # the other workers already use the other cores.
         return 1
+    # joblib's process workers and Dask's workers export OMP_NUM_THREADS (cores / n_jobs,
+    # and 1 by default for Dask): honour it.
     cores = os.cpu_count() or 1
     try:
         env = int(os.environ.get("OMP_NUM_THREADS", ""))
@@ -178,7 +180,9 @@ _DOC_PARAMS = """dropout : float in [0, 1) or sequence of float, default=0.0
     n_threads : int >= 1 or None, default=None
         Threads of one training step. ``None`` picks: 1 inside a joblib worker (for example
         ``GridSearchCV(n_jobs=2)`` or ``cross_val_score(n_jobs=2)``, whose workers already
-        occupy the other cores), else ``OMP_NUM_THREADS`` if set, else all cores.
+        occupy the other cores), else ``OMP_NUM_THREADS`` if set (joblib's process workers
+        and Dask's workers set it), else all cores. While training, BLAS and OpenMP pools
+        are held to this number.
     parallel : {"sync", "hogwild"}, default="sync"
         With ``n_threads > 1``: deterministic data-parallel steps, or lock-free Hogwild.
     backend : {"auto", "cython", "numba", "numpy"}, default="auto"
