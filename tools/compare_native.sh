@@ -55,9 +55,17 @@ for kind in portable native; do
     echo "== build and install the $kind wheel"
     native=0
     [[ $kind == native ]] && native=1
-    NNOPT_NATIVE=$native "$WORK/venv-tools/bin/python" -m build --wheel \
+    # The wheel is built from a fresh sdist (build's default), never in the source tree:
+    # a build/ directory left there by one build could hand its objects to the other.
+    NNOPT_NATIVE=$native "$WORK/venv-tools/bin/python" -m build \
         --outdir "$WORK/dist-$kind" "$REPO" > "$WORK/build-$kind.log" 2>&1 \
         || { tail -30 "$WORK/build-$kind.log"; echo "FAIL: $kind build" >&2; exit 1; }
+    # The compiler lines in the log prove which flags each build really used.
+    if grep -q -- '-march=native' "$WORK/build-$kind.log"; then used=1; else used=0; fi
+    if [[ $used != "$native" ]]; then
+        echo "FAIL: the $kind build's compiler flags do not match NNOPT_NATIVE=$native" >&2
+        exit 1
+    fi
     "$PY" -m venv --without-pip "$WORK/venv-$kind"
     "$PY" -m pip --python "$WORK/venv-$kind/bin/python" install -q --no-compile \
         "$WORK"/dist-$kind/*.whl
