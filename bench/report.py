@@ -3,10 +3,12 @@
 Usage::
 
     python bench/report.py [--workloads W1,W2] [--repeats 5] [--runners cython,numba,torch]
-                           [--no-cold-start] [--json out.json]
+                           [--torch-threads 2] [--blas-threads N] [--no-cold-start]
+                           [--json out.json]
 """
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -53,9 +55,9 @@ def _version(mod):
 def environment():
     """CPU, threads, BLAS libraries and their threading, and library versions."""
     import scipy.linalg  # noqa: F401  (loads scipy's own BLAS so threadpoolctl lists it)
-    import threadpoolctl
 
     import nnopt_fast as nf
+    from nnopt_fast.kernels import get_backend
 
     env = {
         "cpu": cpu_model(),
@@ -76,13 +78,23 @@ def environment():
         env["torch_blas"] = "MKL" if torch.backends.mkl.is_available() else "other"
     except ImportError:
         env["torch_threads"] = None
+    for name, b in nf.backends().items():
+        if b["available"]:
+            get_backend(name)  # loads its native libraries, so their thread pools are listed
+    env["threadpools"] = thread_pools()
+    return env
+
+
+def thread_pools():
+    """Every BLAS / OpenMP thread pool loaded in this process (threadpoolctl)."""
+    import threadpoolctl
+
     pools = []
     for p in threadpoolctl.threadpool_info():
         pools.append({k: p.get(k) for k in ("user_api", "internal_api", "version",
                                              "num_threads", "threading_layer", "architecture")}
                      | {"library": os.path.basename(p.get("filepath", ""))})
-    env["threadpools"] = pools
-    return env
+    return pools
 
 
 def print_environment(env, out):
@@ -191,7 +203,7 @@ def _cold_run(backend, files, env):
     return out
 
 
-def cold_start(repeats, log):
+def cold_start(repeats, log, threads=None):
     """``import nnopt_fast`` + a first one-epoch ``train`` on W1, each in a fresh process.
 
     Cython; Numba with its on-disk cache disabled (every kernel compiled at first use);
@@ -208,6 +220,9 @@ def cold_start(repeats, log):
         np.save(files[0], X)
         np.save(files[1], y)
         base = dict(os.environ)
+        if threads:
+            base |= {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                               "MKL_NUM_THREADS")}
         cache_dir = os.path.join(tmp, "numba-cache")
         cases = [("cython", "cython", base),
                  ("numba, no cache", "numba", base | {"NNOPT_FAST_NUMBA_CACHE": "0"}),
@@ -269,6 +284,9 @@ def main(argv=None):
                     help=f"comma-separated subset of {','.join(RUNNERS)}")
     ap.add_argument("--torch-threads", type=int, default=runners.TORCH_THREADS,
                     help=f"PyTorch's intra-op threads (default {runners.TORCH_THREADS}, BENCH.md)")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="limit every BLAS/OpenMP pool to this many threads (threadpoolctl); "
+                         "default: the libraries' own (all cores)")
     ap.add_argument("--no-cold-start", action="store_true", help="skip the cold-start runs")
     ap.add_argument("--cold-repeats", type=int, default=3)
     ap.add_argument("--json", help="also write the raw timings to this file")
@@ -288,20 +306,31 @@ def main(argv=None):
             print(msg, file=sys.stderr, flush=True)
 
     env = environment()
+    if env["torch_threads"] is not None:
+        env["torch_threads"] = args.torch_threads
     results = {}
     t_start = time.perf_counter()
-    for wname in names:
-        log(f"{wname}: {WORKLOADS[wname]}")
-        results[wname] = time_workload(WORKLOADS[wname], runner_names, args.repeats, log)
+    limiter = contextlib.nullcontext()
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        # Every native pool is loaded by now (environment() imported them all).
+        limiter = threadpool_limits(limits=args.blas_threads)
+    with limiter:
+        env["threadpools"] = thread_pools()
+        for wname in names:
+            log(f"{wname}: {WORKLOADS[wname]}")
+            results[wname] = time_workload(WORKLOADS[wname], runner_names, args.repeats, log)
     best_rate = max(r for res in results.values() for r in res["gemm_rates"])
-    cold = {} if args.no_cold_start else cold_start(args.cold_repeats, log)
+    cold = {} if args.no_cold_start else cold_start(args.cold_repeats, log, args.blas_threads)
     env["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     out = print
     out(f"## One run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     out("")
     print_environment(env, out)
-    out(f"- best float32 GEMM (numpy matmul 2048³, all BLAS threads) in this run: "
+    out(f"- best float32 GEMM (numpy matmul 2048³, {args.blas_threads or 'all'} BLAS "
+        f"threads) in this run: "
         f"{best_rate / 1e9:.0f} GFLOP/s; load average at end "
         f"{tuple(round(x, 2) for x in env['loadavg_end'] or ())}")
     out(f"- {args.repeats} timed epochs per runner after one warm-up epoch, interleaved; "
