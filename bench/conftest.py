@@ -16,7 +16,8 @@ DEFAULT_WORKLOADS = "W1,W2,W4,W5"
 def pytest_addoption(parser):
     group = parser.getgroup("nnopt_fast benchmarks")
     group.addoption("--workloads", default=DEFAULT_WORKLOADS,
-                    help=f"comma-separated workloads of bench_epochs.py (default {DEFAULT_WORKLOADS})")
+                    help="comma-separated workloads of bench_epochs.py "
+                         f"(default {DEFAULT_WORKLOADS})")
     group.addoption("--epoch-rounds", type=int, default=5,
                     help="timed epochs per benchmark after one warm-up epoch (default 5)")
 

@@ -335,7 +335,8 @@ def bad_gemm(rng, dtype):
     o = _ok(rng, dtype)
     r, c, k = 7, 13, 11
     yield "dense_forward", "inner-dim", (o["A"], o["W"][:-1], o["b"], "tanh", o["out"])
-    yield "dense_forward", "out-shape", (o["A"], o["W"], o["b"], "tanh", np.zeros((r, c + 1), dtype))
+    wide = np.zeros((r, c + 1), dtype)
+    yield "dense_forward", "out-shape", (o["A"], o["W"], o["b"], "tanh", wide)
     yield "dense_forward", "unknown-activation", (o["A"], o["W"], o["b"], "softplus", o["out"])
     yield "dense_backward", "rows-mismatch", (o["Z"], o["A"][:-1], o["W"], 1.0, o["dW"], o["db"])
     yield "dense_backward", "dW-shape", (o["Z"], o["A"], o["W"], 1.0, np.zeros((k + 1, c), dtype),
@@ -444,8 +445,8 @@ def _parity_params():
             for sname, shape in SHAPES.items():
                 for dt in DTYPES:
                     for be in COMPILED:
-                        yield pytest.param(spec, v, shape, dt, be, id=f"{spec.name}-{_variant_id(v)}"
-                                           f"-{sname}-{np.dtype(dt).name}-{be}")
+                        name = f"{spec.name}-{_variant_id(v)}-{sname}-{np.dtype(dt).name}"
+                        yield pytest.param(spec, v, shape, dt, be, id=f"{name}-{be}")
 
 
 def _bad_params(makers):

@@ -167,4 +167,5 @@ def test_design_covers_every_pair():
     for i, j in itertools.combinations(range(len(names)), 2):
         seen = {(row[i], row[j]) for row in DESIGN}
         missing = set(itertools.product(AXES[names[i]], AXES[names[j]])) - seen
-        assert not missing, f"pairs of {names[i]} x {names[j]} not covered: {sorted(missing, key=str)}"
+        assert not missing, (f"pairs of {names[i]} x {names[j]} not covered: "
+                             f"{sorted(missing, key=str)}")
