@@ -40,7 +40,7 @@ SCALE_RATIO_LIMIT = 1e3
 #: Above this ``|mean| / std`` of a non-constant column, ``fit`` warns.
 OFFSET_RATIO_LIMIT = 1e2
 #: The scaling check looks at no more rows than this (an evenly strided subsample).
-_SCALE_CHECK_ROWS = 4096
+_SCALE_CHECK_ROWS = 2048
 
 
 class ScalingWarning(UserWarning):
@@ -756,12 +756,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y")
+        if y_type not in ("binary", "multiclass", "multilabel-indicator"):
+            check_classification_targets(y)  # scikit-learn's own message for bad targets
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            Y = self._fit_labels(y, y_type)
             self.classes_ = self._label_binarizer.classes_
             self._check_n_classes()
+            return X, Y
         else:
             classes = unique_labels(y)
             if self.warm_start:
@@ -774,6 +776,35 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
                                  f"has {self.classes_}. 'y' has {classes}.")
         return X, self._binarize(y)
+
+    def _fit_labels(self, y, y_type):
+        """Fit the label encoding; return the binarized y (bool, shape (n, n_outputs)).
+
+        Labels of one type take a single ``np.unique`` pass, which gives scikit-learn's
+        ``LabelBinarizer`` state (sorted ``classes_``, ``y_type_``) and the class of each
+        sample at once; other targets go through ``LabelBinarizer.fit`` itself.
+        """
+        lb = LabelBinarizer()
+        self._label_binarizer = lb
+        if y_type in ("binary", "multiclass") and np.ndim(y) == 1:
+            try:
+                classes, idx = np.unique(np.asarray(y), return_inverse=True)
+            except TypeError:  # mixed label types: let scikit-learn say so
+                classes = None
+            if classes is not None:
+                if classes.dtype == object:
+                    # scikit-learn's unique_labels turns object labels into a typed array.
+                    classes = np.asarray(classes.tolist())
+                lb.classes_, lb.y_type_, lb.sparse_input_ = classes, y_type, False
+                if len(classes) < 2:
+                    return np.zeros((len(idx), 1), dtype=bool)
+                if y_type == "binary":
+                    return (idx == 1).reshape(-1, 1)
+                Y = np.zeros((len(idx), len(classes)), dtype=bool)
+                Y[np.arange(len(idx)), idx] = True
+                return Y
+        lb.fit(y)
+        return self._binarize(y)
 
     def _binarize(self, y):
         """scikit-learn's LabelBinarizer output as bool, without its sparse detour."""
