@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from workloads import WORKLOADS, make_data, parse_names  # noqa: E402
 
-EPOCHS = {"W1": 3, "W2": 2}
+EPOCHS = {"W1": 5, "W2": 2}
 IMPLEMENTATIONS = ("nnopt_fast", "nnopt_fast+dropout", "sklearn")
 
 
@@ -138,7 +138,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", default="W1,W2")
     ap.add_argument("--epochs", type=int, default=None,
-                    help="epochs per fit (default: 3 for W1, 2 for W2)")
+                    help="epochs per fit (default: 5 for W1, 2 for W2)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     print(environment())
