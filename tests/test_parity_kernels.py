@@ -583,3 +583,28 @@ def test_bad_input_raises_on_both_sides(kernel, label, make, dtype, backend):
 def test_reference_rejects_mismatched_dtypes(kernel, label, make, dtype):
     args = dict(((k, lab), a) for k, lab, a in make(np.random.default_rng(0), dtype))
     assert _raises(getattr(ref, kernel), args[kernel, label]) is not None
+
+
+@pytest.mark.parametrize("activation", ["tanh", "logistic"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("backend", COMPILED)
+def test_activation_error_bound_on_a_dense_grid(backend, dtype, activation):
+    """A backend's tanh / logistic stays within ACTIVATION_ATOL of NumPy's everywhere.
+
+    Random cases rarely land where a rational approximation is worst (the knee around
+    |x| ~ 2-9); a grid of 400,001 points over [-40, 40] plus +-0, tiny and huge values does.
+    Through ``dense_forward`` with a 1 x 1 identity weight, so Z is exactly the grid.
+    """
+    be = require_backend(backend)
+    dt = np.dtype(dtype)
+    grid = np.concatenate([np.linspace(-40.0, 40.0, 400_001),
+                           [0.0, -0.0, 1e-30, -1e-30, 1e-8, -1e-8, 1e4, -1e4, 3e38, -3e38]])
+    A = np.ascontiguousarray(grid.astype(dt)[:, None])
+    W, b = np.ones((1, 1), dt), np.zeros(1, dt)
+    got = be.dense_forward(A, W, b, activation, np.empty_like(A))
+    want = ref.dense_forward(A, W, b, activation, np.empty_like(A))
+    err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    i = int(np.argmax(err))
+    assert err[i] <= ACTIVATION_ATOL[dt], (
+        f"{activation} error {err[i]:.3g} at x = {A[i, 0]!r}: got {got[i, 0]!r}, "
+        f"NumPy {want[i, 0]!r}")
