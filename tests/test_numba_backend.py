@@ -200,6 +200,35 @@ def test_workspace_is_allocated_once(rng):
     assert [b.__array_interface__["data"][0] for b in buffers] == ptrs
 
 
+def test_epoch_allocates_nothing_per_batch(rng):
+    # Numba's runtime counts every allocation of compiled code (including the array
+    # structs it makes when unboxing arguments, a fixed number per call): an epoch of 43
+    # batches must allocate exactly as much as an epoch of one batch.
+    from numba.core.runtime import _nrt_python, rtsys
+
+    X = rng.standard_normal((300, 5))
+    y = rng.integers(0, 3, 300)
+
+    def allocs(batch_size):
+        net = nf.MLP((5, 6, 4, 3), dtype=np.float64, random_state=0)
+        cfg = make_config(net, batch_size=batch_size, n_samples=300, l2=0.1, l1=0.05,
+                          dropout=0.2, optimizer="adam")
+        st = TrainState(net, cfg)
+        nb.run_epoch(cfg, st, X, y, None, np.arange(300), 0.01, 0)  # compile, workspace
+        before = rtsys.get_allocation_stats().alloc
+        nb.run_epoch(cfg, st, X, y, None, np.arange(300), 0.01, st.step)
+        return rtsys.get_allocation_stats().alloc - before
+
+    was_on = _nrt_python.memsys_stats_enabled()
+    _nrt_python.memsys_enable_stats()
+    try:
+        many, one = allocs(7), allocs(300)
+    finally:
+        if not was_on:
+            _nrt_python.memsys_disable_stats()
+    assert many == one
+
+
 def test_nf_train_uses_numba_backend(rng):
     X = rng.standard_normal((40, 5))
     y = rng.integers(0, 3, 40)
