@@ -378,6 +378,11 @@ def bad_update(rng, dtype):
     yield "l2_decay_step", "dW-shape", (o["W"], o["dW"][:, :-1].copy(), 0.1, 0.01)
 
 
+def bad_reduce(rng, dtype):
+    o = _ok(rng, dtype)
+    yield "penalty", "div-0", ([o["W"]], 0.5, 0.5, 0.0)
+
+
 def reference_gaps(rng, dtype):
     """Bad calls the reference accepts today (numpy casts same-kind on assignment)."""
     o = _ok(rng, dtype)
@@ -432,7 +437,7 @@ KERNELS = (
     KernelSpec("penalty", build_penalty, tuple(PENALTY_VARIANTS), "reduce"),
 )
 
-BAD_INPUTS = (bad_gemm, bad_activation, bad_dropout, bad_loss, bad_update)
+BAD_INPUTS = (bad_gemm, bad_activation, bad_dropout, bad_loss, bad_update, bad_reduce)
 
 
 def _variant_id(v):
