@@ -35,13 +35,18 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/nnopt_check_wheel.XXXXXX")
 RUN="$WORK/run"          # an empty directory outside the source tree: tests run from here
 mkdir -p "$RUN" "$WHEELHOUSE"
 
+T_START=$SECONDS
+TIMES=()
 cleanup() {
+    local status=$?
+    if [[ $status != 0 ]]; then
+        echo "check_wheel: FAILED in step '${STEP_NAME:-setup}'; steps done before it:" >&2
+        for line in "${TIMES[@]}"; do echo "  $line" >&2; done
+    fi
     if [[ $KEEP == 1 ]]; then echo "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-T_START=$SECONDS
-TIMES=()
 SUMMARY=()
 step() {   # step NAME: start timing a named step
     STEP_NAME=$1
@@ -54,7 +59,6 @@ done_step() {
 }
 fail() {
     echo "FAIL: $*" >&2
-    for line in "${TIMES[@]}"; do echo "  $line" >&2; done
     exit 1
 }
 
