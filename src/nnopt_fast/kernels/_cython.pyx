@@ -337,13 +337,14 @@ cdef void _prefetch_batch(const Plan *p, const floating *X, const int64_t *y,
     cdef size_t row_bytes = <size_t>p.sizes[0] * sizeof(floating)
     if <size_t>nb * row_bytes > PREFETCH_MAX_BYTES:
         return
-    nn_prefetch_rows(X, row_bytes, idx, nb)
+    # Targets and weights first: they are few lines, and a full queue drops prefetches.
     if y:
         nn_prefetch_rows(y, sizeof(int64_t), idx, nb)
     if Y:
         nn_prefetch_rows(Y, <size_t>p.sizes[p.n_layers] * sizeof(floating), idx, nb)
     if sw:
         nn_prefetch_rows(sw, sizeof(floating), idx, nb)
+    nn_prefetch_rows(X, row_bytes, idx, nb)
 
 
 cdef int _epoch(const Plan *p, floating *P, floating *G, floating *V, floating *Mo,
