@@ -5,7 +5,6 @@ import pickle
 import zipfile
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
@@ -68,6 +67,7 @@ def test_round_trips(rng, tmp_path, case):
     elif case == "lbfgs":
         est = _fit(MLPRegressor, X, X[:, 0], solver="lbfgs")
     elif case == "dataframe":
+        pd = pytest.importorskip("pandas", reason="feature names need a DataFrame library")
         X = pd.DataFrame(X, columns=["u", "v", "w"])
         est = _fit(MLPClassifier, X, y)
     else:
