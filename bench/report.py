@@ -253,7 +253,7 @@ def _fmt_s(t):
 def table(results, best_rate, out):
     """Markdown table: s/epoch, samples/s, ratio to PyTorch and to the floor."""
     out("| workload | runner | s/epoch (median) | min–max | samples/s | vs PyTorch | "
-        "vs floor | loss after | note |")
+        "vs floor | CE after | note |")
     out("|---|---|---|---|---|---|---|---|---|")
     for wname, res in results.items():
         w = WORKLOADS[wname]
