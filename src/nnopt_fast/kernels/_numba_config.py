@@ -5,6 +5,7 @@ import os
 import tempfile
 
 import numba
+import numba.extending
 from numba.core import config as _numba_config
 
 __all__ = ["FASTMATH", "jit", "choose_cache_dir", "cache_info"]
@@ -116,7 +117,7 @@ def _cache_dir_override():
         _numba_config.CACHE_DIR = saved
 
 
-def jit(fn):
+def jit(fn=None, *, helper=False):
     """Compile ``fn`` with the package's Numba options (the one decorator of every kernel).
 
     ``nogil=True`` so kernels run with the GIL released, the fast-math flags of
@@ -124,8 +125,18 @@ def jit(fn):
     instead of a per-division check that blocks vectorization), and the on-disk cache
     chosen by :func:`choose_cache_dir`. Compilation happens at the first call of each
     type signature, never per call.
+
+    ``@jit(helper=True)`` is for small scalar or view helpers called only from compiled
+    code: they are compiled as part of their callers (``register_jitable``), without a
+    dispatcher, CPython wrapper or cache file of their own, which is most of the
+    first-call compile time of a many-function module. From Python they run as plain
+    Python.
     """
+    if fn is None:
+        return lambda f: jit(f, helper=helper)
     opts = dict(nogil=True, fastmath=set(FASTMATH), error_model="numpy")
+    if helper:
+        return numba.extending.register_jitable(**opts)(fn)
     if _CACHE_ENABLED:
         with _cache_dir_override():
             try:

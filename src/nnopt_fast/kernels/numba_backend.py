@@ -89,7 +89,7 @@ def _tanh32_py(x):
     return np.float32(_tanh32(np.float32(x)))
 
 
-@jit
+@jit(helper=True)
 def _tanh32(x):
     f = np.float32
     # Clamp with comparisons that let NaN through, so a diverging batch stays NaN.
@@ -117,7 +117,7 @@ def _fast_tanh_ol(x):
     return lambda x: math.tanh(x)
 
 
-@jit
+@jit(helper=True)
 def _activate(z, act):
     """``g(z)`` for activation code ``act``, in the dtype of ``z``."""
     t = type(z)
@@ -131,7 +131,7 @@ def _activate(z, act):
     return z
 
 
-@jit
+@jit(helper=True)
 def _derivative(h, act):
     """``g'`` from the activation's output ``h = g(z)``, in the dtype of ``h``."""
     t = type(h)
@@ -144,7 +144,7 @@ def _derivative(h, act):
     return t(1.0)
 
 
-@jit
+@jit(helper=True)
 def _sign(w):
     t = type(w)
     if w > t(0.0):
@@ -154,14 +154,14 @@ def _sign(w):
     return w * t(0.0)  # 0 for 0, NaN for NaN (as np.sign)
 
 
-@jit
+@jit(helper=True)
 def _mix64(z):
     z = (z ^ (z >> _SH30)) * _MIX1
     z = (z ^ (z >> _SH27)) * _MIX2
     return z ^ (z >> _SH31)
 
 
-@jit
+@jit(helper=True)
 def _step_key(layer_key, step):
     """Key of one layer at one step from ``layer_key = mix(mix(seed) + (layer+1) G)``."""
     return _mix64(layer_key + np.uint64(step + 1) * _GOLDEN)
@@ -176,7 +176,7 @@ def _layer_key(seed, layer):
 # ---------------------------------------------------------------------------
 # elementwise and row kernels on preallocated arrays
 # ---------------------------------------------------------------------------
-@jit
+@jit(helper=True)
 def _bias_act_row(z, b, act, h):
     """``h = g(z + b)`` over one row; one loop per activation so each vectorizes."""
     n = z.shape[0]
@@ -299,7 +299,7 @@ def _dense_forward(A, W, b, act, out):
                       out.dtype.type(0.0), 0)
 
 
-@jit
+@jit(helper=True)
 def _colsum_scaled(dZ, s, db):
     """``db = dZ.sum(axis=0) * s``, rows added in order (as NumPy does for axis 0)."""
     n, m = dZ.shape
@@ -339,7 +339,7 @@ def _l2_decay(W, dW, lr, c):
         W[i] = w - lr * (dW[i] + c * w)
 
 
-@jit
+@jit(helper=True)
 def _soft_threshold(w, thr):
     a = abs(w) - thr
     return _sign(w) * (a if a > type(w)(0.0) else type(w)(0.0))
@@ -375,7 +375,7 @@ def _sums(W):
 # the training step, split so a threaded caller can run rows r0:r1 of a batch into its
 # own gradient buffer, reduce the buffers, then update once
 # ---------------------------------------------------------------------------
-@jit
+@jit(helper=True)
 def _layer(P, offs, sizes, l):
     """Views ``W_l`` (n_in, n_out) and ``b_l`` (n_out,) into the flat buffer ``P``."""
     n_in = sizes[l]
@@ -385,13 +385,13 @@ def _layer(P, offs, sizes, l):
     return P[ow:ow + n_in * n_out].reshape(n_in, n_out), P[ob:ob + n_out]
 
 
-@jit
+@jit(helper=True)
 def _rows(buf, off, n_units, r0, r1):
     """Rows ``r0:r1`` of the (B, n_units) block that starts at ``off`` of a flat buffer."""
     return buf[off + r0 * n_units:off + r1 * n_units].reshape(r1 - r0, n_units)
 
 
-@jit
+@jit(helper=True)
 def _gather(X, perm, start, r0, r1, Xb):
     """``Xb[r0:r1] = X[perm[start + r0 : start + r1]]`` (flat Xb of (B, n_in) rows)."""
     n_in = X.shape[1]
@@ -402,7 +402,7 @@ def _gather(X, perm, start, r0, r1, Xb):
             dst[j] = src[j]
 
 
-@jit
+@jit(helper=True)
 def _batch_weight(sw, has_sw, perm, start, nb):
     """``S = sum(sw[batch])`` in float64, or ``nb`` without sample weights."""
     if not has_sw:
@@ -999,9 +999,9 @@ def penalty(coefs, l2, l1, div):
     for W in coefs:
         a, b = _sums(_flat(np.ascontiguousarray(W)))
         if l2:
-            s2 += a
+            s2 += float(a)
         if l1:
-            s1 += b
+            s1 += float(b)
     return (0.5 * l2 * s2 + 0.5 * l1 * s1) / div
 
 
