@@ -169,17 +169,16 @@ NN_CLONES void NN_S(nn_dropout_mask)(NN_T *out, ptrdiff_t n_rows, ptrdiff_t n_co
 #define NN_ROW(idx, r) ((idx) ? (idx)[r] : (int64_t)(r))
 
 NN_CLONES double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const int64_t *y,
-                             const int64_t *idx, const NN_T *sw, ptrdiff_t n_rows,
-                             ptrdiff_t n_cols)
+                                       const int64_t *idx, const NN_T *sw, ptrdiff_t n_rows,
+                                       ptrdiff_t n_cols)
 {
     const NN_T eps = NN_EPS, one_m_eps = (NN_T)1 - NN_EPS;
     double total = 0.0;
+    /* Pass 1, row by row: S = (Z + b) - max. dZ may alias Z: each z[j] is read before
+     * g[j] is written. A NaN anywhere reaches the loss through exp(S) whatever max is. */
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         const NN_T *z = Z + i * n_cols;
         NN_T *g = dZ + i * n_cols;
-        const int64_t r = NN_ROW(idx, i);
-        /* g may alias z: each z[j] is read before g[j] is written. Short branch-free
-         * loops, so that the exp and division loops vectorize. */
         if (b) {
             for (ptrdiff_t j = 0; j < n_cols; j++)
                 g[j] = z[j] + b[j];
@@ -187,12 +186,21 @@ NN_CLONES double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, c
             for (ptrdiff_t j = 0; j < n_cols; j++)
                 g[j] = z[j];
         }
-        /* A NaN anywhere reaches the loss through exp(g - max) whatever max is. */
         NN_T zmax = g[0];
         for (ptrdiff_t j = 1; j < n_cols; j++)
             zmax = g[j] > zmax ? g[j] : zmax;
         for (ptrdiff_t j = 0; j < n_cols; j++)
-            g[j] = NN_EXPV(g[j] - zmax);
+            g[j] = g[j] - zmax;
+    }
+    /* Pass 2: exp over the whole block, one long loop that vectorizes even when rows are
+     * shorter than a vector. */
+    const ptrdiff_t n = n_rows * n_cols;
+    for (ptrdiff_t k = 0; k < n; k++)
+        dZ[k] = NN_EXPV(dZ[k]);
+    /* Pass 3, row by row: normalize, loss, gradient. */
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        NN_T *g = dZ + i * n_cols;
+        const int64_t r = NN_ROW(idx, i);
         NN_T sum = 0;
         for (ptrdiff_t j = 0; j < n_cols; j++)
             sum += g[j];
