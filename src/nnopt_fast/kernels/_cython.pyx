@@ -197,7 +197,7 @@ cdef struct Plan:
     const int64_t *sizes      # (n_layers + 1,) layer widths
     const int64_t *poff       # (n_layers, 2) offsets of W_l, b_l in params / grads
     const int64_t *boff       # (n_layers + 1, 4) offsets of A_l, H_l, M_l, D_l in the workspace
-    const uint64_t *thr       # (n_layers + 1,) dropout threshold of hidden layer l, 0 if none
+    const uint64_t *thr       # (n_layers + 1,) dropout threshold of hidden layer l
     const double *keep_inv    # (n_layers + 1,) 1 / keep of hidden layer l
     uint64_t seed
     double l2
@@ -238,7 +238,7 @@ cdef int _forward_backward(const Plan *p, const floating *P, const floating *X,
                buf + bo[4 * (l - 1)], <int>n_in, W, <int>n_out, <floating>0.0, H, <int>n_out)
         if l == L:
             break
-        if p.thr[l]:
+        if bo[4 * l + 2] >= 0:  # layer l has a dropout mask
             _bias_act_dropout(H, buf + bo[4 * l], buf + bo[4 * l + 2], P + p.poff[2 * l - 1],
                               nb, n_out, p.act, nn_dropout_key(p.seed, l, step), row0,
                               p.thr[l], <floating>p.keep_inv[l])
@@ -257,7 +257,7 @@ cdef int _forward_backward(const Plan *p, const floating *P, const floating *X,
                buf + bo[4 * l + 3], <int>n_out, P + p.poff[2 * (l - 1)], <int>n_out,
                <floating>0.0, D, <int>n_in)
         _act_backward(D, D, buf + bo[4 * (l - 1) + 1],
-                      buf + bo[4 * (l - 1) + 2] if p.thr[l - 1] else NULL,
+                      buf + bo[4 * (l - 1) + 2] if bo[4 * (l - 1) + 2] >= 0 else NULL,
                       nb * n_in, p.act)
     return 0
 
