@@ -34,9 +34,10 @@ def _extensions():
         compile_args.append("-march=native")
     ext = Extension(
         "nnopt_fast.kernels._cython",
-        sources=["src/nnopt_fast/kernels/_cython.pyx", "csrc/nn_fused.c"],
+        sources=["src/nnopt_fast/kernels/_cython.pyx", "csrc/nn_fused.c", "csrc/nn_parallel.c"],
         include_dirs=["csrc", np.get_include()],
-        depends=["csrc/nn_fused.h", "csrc/nn_fused_impl.h", "csrc/nn_math.h"],
+        depends=["csrc/nn_fused.h", "csrc/nn_fused_impl.h", "csrc/nn_math.h", "csrc/nn_parallel.h",
+                 "src/nnopt_fast/kernels/_cython_parallel.pxi"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )

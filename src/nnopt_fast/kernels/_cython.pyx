@@ -623,3 +623,7 @@ def penalty_sums(const floating[::1] W):
         with nogil:
             _penalty_sums(&W[0], W.shape[0], &s2, &s1)
     return s2, s1
+
+
+# The multithreaded epochs (sync data-parallel and Hogwild) use the cdef functions above.
+include "_cython_parallel.pxi"

@@ -1,0 +1,313 @@
+# Included at the end of _cython.pyx: uses its Plan, _forward_backward, _weight_grads,
+# _update, _fused_sgd_update, _optimizer, _l1_prox and _penalty.
+"""Multithreaded epochs: deterministic data-parallel mini-batches ("sync") and Hogwild."""
+
+from cython.parallel cimport parallel
+
+import numpy as _np
+
+cdef extern from "nn_parallel.h" nogil:
+    void nn_par_barrier()
+    int nn_par_team_size()
+    int nn_par_thread_num()
+
+# Per-thread buffers start on, and are padded to, 128-byte boundaries: two cache lines,
+# since the adjacent-line prefetcher of x86 cores pulls lines in pairs.
+cdef enum:
+    PAR_ALIGN_BYTES = 128
+    # doubles per slot of the shared scalar table (128 bytes each)
+    PAR_SLOT = 16
+
+
+cdef inline bint _slice_rows(Py_ssize_t nb, int s, int n_slices, Py_ssize_t *r0,
+                             Py_ssize_t *r1) noexcept nogil:
+    """Rows ``r0:r1`` of slice ``s`` of an ``nb``-row batch; False if the slice is empty."""
+    r0[0] = nb * s // n_slices
+    r1[0] = nb * (s + 1) // n_slices
+    return r1[0] > r0[0]
+
+
+cdef void _reduce_update_range(const Plan *p, floating *P, floating *G, floating *V,
+                               floating *Mo, floating *Vo, const floating *gbufs,
+                               Py_ssize_t gstride, int n_slices, Py_ssize_t nb,
+                               Py_ssize_t off, Py_ssize_t n, int tid, int nt, bint weight,
+                               double lr, double c2, double c1, double lr_t) noexcept nogil:
+    """This thread's chunk of one parameter segment: ``G = sum_s G_s`` (slices in order
+    0..n_slices-1), then the optimizer step and the proximal L1 of the serial loop.
+
+    The step is elementwise, so cutting a segment into chunks changes no result; chunks
+    are multiples of 32 elements so two threads never write the same cache line of ``P``.
+    """
+    cdef Py_ssize_t per = ((n + nt - 1) // nt + 31) // 32 * 32
+    cdef Py_ssize_t lo = tid * per, hi, j, r0, r1
+    cdef int s
+    cdef bint first = True
+    cdef floating *g
+    cdef const floating *gs
+    hi = min(n, lo + per)
+    if lo >= hi:
+        return
+    g = G + off + lo
+    for s in range(n_slices):
+        if not _slice_rows(nb, s, n_slices, &r0, &r1):
+            continue
+        gs = gbufs + s * gstride + off + lo
+        if first:
+            for j in range(hi - lo):
+                g[j] = gs[j]
+            first = False
+        else:
+            for j in range(hi - lo):
+                g[j] = g[j] + gs[j]
+    _optimizer(p.opt, P + off + lo, g, V + off + lo if V else NULL,
+               Mo + off + lo if Mo else NULL, Vo + off + lo if Vo else NULL, hi - lo, lr,
+               c2 if weight else 0.0, c1 if (weight and p.subgrad) else 0.0, p.mu, p.b1, p.b2,
+               lr_t, p.eps)
+    if weight and p.prox and c1 != 0.0:
+        _l1_prox(P + off + lo, hi - lo, <floating>(lr * c1))
+
+
+cdef double _batch_S(const floating *sw, const int64_t *idx, Py_ssize_t nb) noexcept nogil:
+    """Weight sum of the whole batch, in the serial loop's order."""
+    cdef double S = 0.0
+    cdef Py_ssize_t i
+    if not sw:
+        return <double>nb
+    for i in range(nb):
+        S += <double>sw[idx[i]]
+    return S
+
+
+cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, floating *Mo,
+                       floating *Vo, floating *bufs, Py_ssize_t bstride, floating *gbufs,
+                       Py_ssize_t gstride, int n_slices, const floating *X, const int64_t *y,
+                       const floating *Y, const floating *sw, const int64_t *perm,
+                       Py_ssize_t n_perm, double lr, int64_t step0, int64_t t0,
+                       double *shared, int *status) noexcept nogil:
+    """One thread of the data-parallel epoch; every thread of the team runs it.
+
+    Per batch: (1) slice ``s`` (rows ``nb s / n`` to ``nb (s+1) / n``; thread ``tid`` runs
+    slices tid, tid + team, ...) runs forward and backward with its row offset (the
+    dropout masks are those of the serial loop) and writes ``A_s^T D_s / S`` into its own
+    gradient buffer, ``S`` being the weight of the whole batch; thread 0 also takes the
+    penalty of the weights before the step. Barrier. (2) Every thread sums the slice
+    losses in slice order (so all agree on divergence), then reduces and updates its own
+    chunk of every parameter segment. Barrier. The slice layout depends only on
+    ``n_slices`` (= n_threads), not on the team OpenMP gave, so results are reproducible.
+    """
+    cdef int tid = nn_par_thread_num(), nt = nn_par_team_size(), s, l
+    cdef Py_ssize_t start = 0, nb, r0, r1, k = 0, n_in, n_out
+    cdef const int64_t *idx
+    cdef double S, d, c2, c1, lsum, ls, pen = 0.0, lr_t = 0.0
+    cdef double *res = shared + PAR_SLOT * n_slices
+    cdef bint want_pen = p.l2 != 0.0 or p.l1 != 0.0
+    while start < n_perm:
+        nb = min(p.batch, n_perm - start)
+        idx = perm + start
+        S = _batch_S(sw, idx, nb)
+        d = p.penalty_div if p.penalty_div > 0 else S
+        c2 = p.l2 / d
+        c1 = p.l1 / (2.0 * d)
+        if tid == 0 and want_pen:
+            pen = _penalty(p, P, d)
+        s = tid
+        while s < n_slices:
+            ls = 0.0
+            if _slice_rows(nb, s, n_slices, &r0, &r1):
+                if _forward_backward(p, P, X, y, Y, sw, idx + r0, r1 - r0, r0, step0 + k,
+                                     bufs + s * bstride, &ls) == 0:
+                    _weight_grads(p, bufs + s * bstride, r1 - r0, <floating>(1.0 / S),
+                                  gbufs + s * gstride)
+            shared[PAR_SLOT * s] = ls
+            s += nt
+        nn_par_barrier()
+        lsum = 0.0
+        for s in range(n_slices):
+            lsum += shared[PAR_SLOT * s]
+        if not isfinite(lsum):
+            # Every thread sees the same sum and leaves here: no thread waits at a barrier.
+            if tid == 0:
+                status[0] = 1
+                res[2] = <double>k
+            return
+        if tid == 0:
+            res[0] += nb * (lsum / S)
+            if want_pen:
+                res[1] += nb * pen
+        if p.opt == OPT_ADAM:
+            lr_t = lr * sqrt(1.0 - pow(p.b2, <double>(t0 + k + 1))) / (
+                1.0 - pow(p.b1, <double>(t0 + k + 1)))
+        for l in range(p.n_layers):
+            n_in = p.sizes[l]
+            n_out = p.sizes[l + 1]
+            _reduce_update_range(p, P, G, V, Mo, Vo, gbufs, gstride, n_slices, nb,
+                                 p.poff[2 * l], n_in * n_out, tid, nt, True, lr, c2, c1, lr_t)
+            _reduce_update_range(p, P, G, V, Mo, Vo, gbufs, gstride, n_slices, nb,
+                                 p.poff[2 * l + 1], n_out, tid, nt, False, lr, c2, c1, lr_t)
+        nn_par_barrier()
+        k += 1
+        start += nb
+    if tid == 0:
+        res[2] = <double>k
+
+
+cdef void _hogwild_worker(const Plan *p, floating *P, floating *V, floating *Mo, floating *Vo,
+                          floating *bufs, Py_ssize_t bstride, floating *gbufs,
+                          Py_ssize_t gstride, const floating *X, const int64_t *y,
+                          const floating *Y, const floating *sw, const int64_t *perm,
+                          Py_ssize_t n_perm, double lr, int64_t step0, int64_t t0,
+                          double *shared, int *status) noexcept nogil:
+    """One Hogwild thread: batches k = tid, tid + team, ... of the epoch, each a full SGD
+    step on the shared weights, without locks.
+
+    Dropout keys and Adam's update number use the global batch number k, as in the serial
+    loop; only the weights each step sees differ (they race with the other threads).
+    Sums go to this thread's own slot of ``shared``.
+    """
+    cdef int tid = nn_par_thread_num(), nt = nn_par_team_size(), i
+    cdef Py_ssize_t start, nb, k = tid
+    cdef const int64_t *idx
+    cdef double S, d, c2, c1, lsum
+    cdef double *acc = shared + PAR_SLOT * tid
+    cdef floating *buf = bufs + tid * bstride
+    cdef floating *Gt = gbufs + tid * gstride
+    cdef floating thr
+    cdef bint want_pen = p.l2 != 0.0 or p.l1 != 0.0
+    acc[0] = 0.0
+    acc[1] = 0.0
+    acc[2] = 0.0
+    while k * p.batch < n_perm:
+        # Another thread diverged: the epoch is void (the caller restores the weights).
+        if (<volatile int *>status)[0]:
+            return
+        start = k * p.batch
+        nb = min(p.batch, n_perm - start)
+        idx = perm + start
+        S = _batch_S(sw, idx, nb)
+        d = p.penalty_div if p.penalty_div > 0 else S
+        c2 = p.l2 / d
+        c1 = p.l1 / (2.0 * d)
+        if _forward_backward(p, P, X, y, Y, sw, idx, nb, 0, step0 + k, buf, &lsum):
+            (<volatile int *>status)[0] = 1
+            return
+        acc[0] += nb * (lsum / S)
+        if want_pen:
+            acc[1] += nb * _penalty(p, P, d)
+        if p.fused_sgd:
+            _fused_sgd_update(p, P, Gt, buf, nb, lr, c2, 1.0 / S)
+        else:
+            _weight_grads(p, buf, nb, <floating>(1.0 / S), Gt)
+            _update(p, P, Gt, V, Mo, Vo, lr, c2, c1, t0 + k + 1)
+        if p.prox and c1 != 0.0:
+            thr = <floating>(lr * c1)
+            for i in range(p.n_layers):
+                _l1_prox(P + p.poff[2 * i], p.sizes[i] * p.sizes[i + 1], thr)
+        acc[2] += 1.0
+        k += nt
+
+
+def _padded_rows(Py_ssize_t n_rows, Py_ssize_t n_cols, dtype):
+    """Zeros of shape (n_rows, stride >= n_cols), each row on a 128-byte boundary."""
+    dt = _np.dtype(dtype)
+    per = PAR_ALIGN_BYTES // dt.itemsize
+    stride = -(-max(n_cols, 1) // per) * per
+    raw = _np.zeros(n_rows * stride + per, dtype=dt)
+    shift = ((-raw.ctypes.data) % PAR_ALIGN_BYTES) // dt.itemsize
+    return raw[shift:shift + n_rows * stride].reshape(n_rows, stride)
+
+
+cdef void _fill_plan(dict plan, Plan *p) except *:
+    """``p`` from the plan dict of cython_backend (whose arrays keep the pointers valid)."""
+    cdef const int64_t[::1] sizes = plan["sizes"]
+    cdef const int64_t[::1] poff = plan["poff"]
+    cdef const int64_t[:, ::1] boff = plan["boff"]
+    cdef const uint64_t[::1] thr = plan["thr"]
+    cdef const double[::1] keep_inv = plan["keep_inv"]
+    p.n_layers = plan["n_layers"]
+    p.act = plan["act"]
+    p.out = plan["out"]
+    p.opt = plan["opt"]
+    p.fused_sgd = plan["fused_sgd"]
+    p.prox = plan["prox"]
+    p.subgrad = plan["subgrad"]
+    p.batch = plan["batch"]
+    p.sizes = &sizes[0]
+    p.poff = &poff[0]
+    p.boff = &boff[0, 0]
+    p.thr = &thr[0]
+    p.keep_inv = &keep_inv[0]
+    p.seed = plan["seed"]
+    p.l2 = plan["l2"]
+    p.l1 = plan["l1"]
+    p.penalty_div = plan["penalty_div"]
+    p.mu = plan["mu"]
+    p.b1 = plan["b1"]
+    p.b2 = plan["b2"]
+    p.eps = plan["eps"]
+
+
+def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] params,
+                       floating[::1] grads, floating[::1] velocity, floating[::1] m,
+                       floating[::1] v, const floating[:, ::1] X, T, sw,
+                       const int64_t[::1] perm, double lr, int64_t step0, int64_t t0):
+    """One epoch on ``n_threads`` OpenMP threads, in one parallel region.
+
+    ``ws`` is the run's workspace of ``cython_backend`` (plan, serial buffer); the
+    per-thread activation and gradient buffers are added to it on the first call.
+    Arguments are validated by ``cython_backend.run_epoch``. BLAS must be single-threaded
+    here (``nnopt_fast.train.threads`` arranges it). Returns
+    ``(data_loss, penalty_loss, n_steps, status)`` like the serial epoch.
+    """
+    cdef Plan p
+    cdef const int64_t[::1] labels
+    cdef const floating[:, ::1] Ymat
+    cdef const floating[::1] swv
+    cdef const int64_t *y = NULL
+    cdef const floating *Y = NULL
+    cdef const floating *swp = NULL
+    cdef floating[:, ::1] bufs
+    cdef floating[:, ::1] gbufs
+    cdef double[::1] shared
+    cdef int status = 0, s
+    cdef double data = 0.0, pen = 0.0, steps = 0.0
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    _fill_plan(ws["plan"], &p)
+    key = (n_threads, hogwild)
+    if ws.get("par_key") != key:
+        ws["par_bufs"] = _padded_rows(n_threads, ws["buf"].shape[0], ws["dtype"])
+        ws["par_grads"] = _padded_rows(n_threads, params.shape[0], ws["dtype"])
+        ws["par_shared"] = _padded_rows(1, PAR_SLOT * (n_threads + 1), _np.float64)[0]
+        ws["par_key"] = key
+    bufs = ws["par_bufs"]
+    gbufs = ws["par_grads"]
+    shared = ws["par_shared"]
+    shared[:] = 0.0
+    if p.out == OUT_SOFTMAX:
+        labels = T
+        y = &labels[0] if labels.shape[0] > 0 else NULL
+    else:
+        Ymat = T
+        Y = &Ymat[0, 0] if Ymat.shape[0] > 0 else NULL
+    if sw is not None:
+        swv = sw
+        swp = &swv[0] if swv.shape[0] > 0 else NULL
+    if perm.shape[0] == 0:
+        return 0.0, 0.0, 0, 0
+    if hogwild:
+        with nogil, parallel(num_threads=n_threads):
+            _hogwild_worker(&p, &params[0], _data(velocity), _data(m), _data(v), &bufs[0, 0],
+                            bufs.shape[1], &gbufs[0, 0], gbufs.shape[1], &X[0, 0], y, Y, swp,
+                            &perm[0], perm.shape[0], lr, step0, t0, &shared[0], &status)
+        for s in range(n_threads):
+            data += shared[PAR_SLOT * s]
+            pen += shared[PAR_SLOT * s + 1]
+            steps += shared[PAR_SLOT * s + 2]
+        return data, pen, <Py_ssize_t>steps, status
+    with nogil, parallel(num_threads=n_threads):
+        _sync_worker(&p, &params[0], &grads[0], _data(velocity), _data(m), _data(v),
+                     &bufs[0, 0], bufs.shape[1], &gbufs[0, 0], gbufs.shape[1], n_threads,
+                     &X[0, 0], y, Y, swp, &perm[0], perm.shape[0], lr, step0, t0, &shared[0],
+                     &status)
+    s = PAR_SLOT * n_threads
+    return shared[s], shared[s + 1], <Py_ssize_t>shared[s + 2], status
