@@ -1,5 +1,7 @@
 """Cython + C backend: the reference's kernels, and a whole epoch in one compiled call."""
 
+import os
+
 import numpy as np
 
 from . import reference as _ref
@@ -56,15 +58,32 @@ def backend_info():
     -------
     dict
         ``simd``: the ``target_clones`` variant this CPU runs ("avx512f", "avx2" or
-        "default"); ``blas``: where the GEMMs come from; ``openmp_threads``; ``detail``.
+        "default"); ``blas``: where the GEMMs come from; ``blas_library``: that BLAS's
+        name, version and threads (None if unknown); ``openmp_threads``; ``detail``.
     """
     simd = _cython.simd_path()
     return {
         "simd": simd,
         "blas": "scipy.linalg.cython_blas (sgemm/dgemm of SciPy's bundled BLAS)",
+        "blas_library": _scipy_blas(),
         "openmp_threads": _cython.openmp_threads(),
         "detail": f"Cython + C fused kernels, {simd} code path, whole epoch in one nogil call",
     }
+
+
+def _scipy_blas():
+    """Name, version and thread count of the BLAS that SciPy loaded, as threadpoolctl sees it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    for lib in threadpool_info():
+        # Wheels bundle SciPy's own BLAS in scipy.libs (NumPy's lives in numpy.libs).
+        folder = os.path.basename(os.path.dirname(lib.get("filepath", "")))
+        if lib.get("user_api") == "blas" and folder.startswith("scipy"):
+            return {k: lib.get(k) for k in ("internal_api", "version", "num_threads",
+                                            "threading_layer", "architecture")}
+    return None
 
 
 # ---------------------------------------------------------------------------
