@@ -441,7 +441,15 @@ def _build_workspace(cfg, dt):
         "eps": float(cfg.epsilon),
     }
     return {"cfg": cfg, "dtype": np.dtype(dt), "plan": plan,
-            "buf": np.zeros(max(total, 1), dtype=dt)}
+            "buf": _aligned_zeros(max(total, 1), dt)}
+
+
+def _aligned_zeros(n, dt):
+    """Zeros of length n whose first element sits on a 64-byte boundary."""
+    itemsize = np.dtype(dt).itemsize
+    raw = np.zeros(n + _ALIGN_BYTES // itemsize, dtype=dt)
+    skip = (-raw.ctypes.data % _ALIGN_BYTES) // itemsize
+    return raw[skip:skip + n]
 
 
 def _workspace(cfg, state, dt):
