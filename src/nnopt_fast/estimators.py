@@ -436,7 +436,7 @@ class _BaseMLP(BaseEstimator):
             loss = (data / loss_div + pen) / n_samples
             if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
                 state.restore(snap)
-                raise FitDivergenceError(self.n_iter_ + 1, opt.learning_rate)
+                raise FitDivergenceError(self.n_iter_ + 1, opt.learning_rate, "learning_rate_init")
             state.step += n_steps
             state.t += n_steps
             self.n_iter_ += 1

@@ -29,13 +29,13 @@ class DivergenceError(FloatingPointError):
         The 1-based epoch whose loss became non-finite.
     """
 
-    def __init__(self, epoch, lr):
+    def __init__(self, epoch, lr, lr_name="lr"):
         self.epoch = epoch
         self.lr = lr
         super().__init__(
             f"training diverged in epoch {epoch}: the loss became NaN or infinite at "
-            f"lr={lr:g}. The model keeps its weights from the start of that epoch; "
-            f"try a smaller learning rate (e.g. lr={lr / 10:g})."
+            f"{lr_name}={lr:g}. The model keeps its weights from the start of that epoch; "
+            f"try a smaller learning rate (e.g. {lr_name}={lr / 10:g})."
         )
 
 
@@ -155,7 +155,10 @@ def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng, shuffle=True,
         perm = rng.permutation(m).astype(np.int64) if shuffle else np.arange(m, dtype=np.int64)
         snap = state.snapshot()
         t0 = time.perf_counter()
-        data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, perm, lr, state.step)
+        # Overflow on the way to a divergence is reported once, by DivergenceError below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, perm, lr,
+                                                           state.step)
         secs = time.perf_counter() - t0
         loss = (data + pen) / m
         if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
