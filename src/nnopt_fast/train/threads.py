@@ -1,0 +1,116 @@
+"""The one owner of a training run's thread budget: OpenMP/Numba threads versus BLAS threads."""
+
+import contextlib
+import dataclasses
+import os
+import sys
+
+from threadpoolctl import threadpool_limits
+
+from .._validation import check_scalar
+
+__all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget",
+           "BLAS_WORK_THRESHOLD"]
+
+#: Multiply-adds of one step's forward GEMMs (batch rows x weights) from which a sync run
+#: keeps the serial epoch and gives the threads to BLAS instead: past this size each GEMM
+#: is big enough for OpenBLAS to split it efficiently (W3, 256 x 1.9 M weights = 4.8e8),
+#: while below it a GEMM of B / T rows per thread is too small for BLAS threading to pay
+#: and data parallelism (one fork per epoch, two barriers per batch) wins (W1 2e4, W2 1.5e7).
+BLAS_WORK_THRESHOLD = 1 << 26
+
+
+def available_cores():
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_n_threads(n_threads):
+    """Validate ``n_threads``: None means every available core.
+
+    Parameters
+    ----------
+    n_threads : int >= 1 or None
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If ``n_threads`` is below 1 or above :func:`available_cores` (more threads than
+        cores only oversubscribes: no clamp, so a typo is not silently ignored).
+    TypeError
+        If ``n_threads`` is not an integer.
+    """
+    cores = available_cores()
+    if n_threads is None:
+        return cores
+    n = check_scalar(n_threads, "n_threads", kind="int", low=1)
+    if n > cores:
+        raise ValueError(f"n_threads must be between 1 and the {cores} available cores, "
+                         f"got {n}")
+    return n
+
+
+def choose_mode(cfg):
+    """How a run with ``cfg`` uses its threads.
+
+    Returns
+    -------
+    {"serial", "data", "blas"}
+        ``"serial"``: one thread, BLAS single-threaded. ``"data"``: the backend's
+        multithreaded epoch (sync or Hogwild) with BLAS single-threaded inside it.
+        ``"blas"``: a sync run whose per-step GEMMs are large (batch rows x weights >=
+        :data:`BLAS_WORK_THRESHOLD`): the serial epoch with ``n_threads`` BLAS threads,
+        which computes exactly the serial result. Hogwild is always ``"data"``.
+    """
+    if cfg.n_threads <= 1:
+        return "serial"
+    if cfg.parallel == "hogwild":
+        return "data"
+    sizes = cfg.layer_sizes
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return "blas" if cfg.batch_size * weights >= BLAS_WORK_THRESHOLD else "data"
+
+
+def _numba_threads():
+    """Numba's current thread count, or None when Numba is not loaded (never import it)."""
+    numba = sys.modules.get("numba")
+    return None if numba is None else (numba, numba.get_num_threads())
+
+
+@contextlib.contextmanager
+def thread_budget(cfg):
+    """Hold the thread budget of one training run; yields the config the backend runs.
+
+    Inside: BLAS (every loaded OpenBLAS/MKL/BLIS, via threadpoolctl) gets ``n_threads``
+    threads in ``"blas"`` mode and 1 otherwise, so BLAS workers never compete with the
+    epoch's OpenMP or Numba threads; Numba (if loaded) gets ``n_threads``. The yielded
+    config has ``n_threads=1`` in ``"blas"`` mode (the backend runs its serial epoch).
+    Both settings are restored on exit, also when the body raises.
+
+    Parameters
+    ----------
+    cfg : nnopt_fast.train.TrainConfig
+
+    Yields
+    ------
+    TrainConfig
+    """
+    mode = choose_mode(cfg)
+    n = int(cfg.n_threads)
+    run_cfg = dataclasses.replace(cfg, n_threads=1) if mode == "blas" else cfg
+    saved = _numba_threads()
+    with threadpool_limits(limits=n if mode == "blas" else 1, user_api="blas"):
+        try:
+            if saved is not None and mode == "data":
+                saved[0].set_num_threads(n)
+            yield run_cfg
+        finally:
+            if saved is not None:
+                saved[0].set_num_threads(saved[1])
