@@ -521,6 +521,11 @@ def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
                                      or state.v.size != state.params.size):
         raise ValueError("state.m and state.v must be allocated for optimizer 'adam'")
     ws = _workspace(cfg, state, dt)
+    if cfg.n_threads > 1:  # sync data-parallel or Hogwild: see _cython_parallel.pxi
+        return _cython.run_epoch_parallel(ws, cfg.n_threads, cfg.parallel == "hogwild",
+                                          state.params, state.grads, state.velocity, state.m,
+                                          state.v, X, T, sw, perm, float(lr), int(step0),
+                                          int(state.t))
     return _cython.run_epoch(ws["plan"], state.params, state.grads, state.velocity, state.m,
                              state.v, ws["buf"], X, T, sw, perm, float(lr), int(step0),
                              int(state.t))
