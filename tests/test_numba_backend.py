@@ -140,6 +140,21 @@ def test_three_epochs_match_reference_float64(rng, name, with_sw):
     assert np.abs(w_ref - w0).max() > 1e-3
 
 
+@pytest.mark.parametrize("sizes, dropout", [((5, 3), 0.0), ((5, 6, 4, 3), (0.3, 0.0)),
+                                           ((5, 6, 4, 3), (0.0, 0.5))],
+                         ids=["no-hidden-layer", "dropout-first-only", "dropout-second-only"])
+def test_layouts_match_reference(rng, sizes, dropout):
+    # The flat workspace's per-layer offsets: no hidden layer at all, and dropout on one
+    # hidden layer but not the other (its A and M blocks are then not used).
+    case = ("tanh", "softmax", "adam", 7, dropout, 0.1, 0.1, "proximal", None)
+    X, T, sw = _problem(rng, sizes, "softmax", np.float64)
+    w_ref, l_ref, _ = _train(ref, X, T, sw, sizes, case, np.float64)
+    w_nb, l_nb, _ = _train(nb, X, T, sw, sizes, case, np.float64)
+    tol = TRAIN_WEIGHT_RTOL[np.dtype(np.float64)]
+    assert np.abs(w_nb - w_ref).max() <= tol * np.abs(w_ref).max()
+    np.testing.assert_allclose(l_nb, l_ref, rtol=TRAIN_LOSS_RTOL[np.dtype(np.float64)])
+
+
 def test_three_epochs_match_reference_float32(rng):
     sizes = (5, 6, 4, 3)
     case = EPOCH_CASES["tanh-softmax-sgd-l2-dropout-b7"]

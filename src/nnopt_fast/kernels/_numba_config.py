@@ -149,5 +149,11 @@ def jit(fn=None, *, helper=False):
 
 
 def cache_info():
-    """Where compiled kernels are cached: ``{"cache": bool, "cache_dir": str|None, "cache_source": str}``."""
+    """Where compiled kernels are cached.
+
+    Returns
+    -------
+    dict
+        ``{"cache": bool, "cache_dir": str or None, "cache_source": str}``.
+    """
     return {"cache": _CACHE_ENABLED, "cache_dir": _CACHE_DIR, "cache_source": _CACHE_SOURCE}
