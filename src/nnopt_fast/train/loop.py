@@ -1,6 +1,5 @@
 """``nf.train``: the epoch loop around a backend's compiled ``run_epoch``."""
 
-import os
 import sys
 import time
 
@@ -16,6 +15,7 @@ from .._validation import (
 from ..kernels import get_backend
 from ..kernels import reference as ref
 from .state import TrainConfig, TrainState
+from .threads import resolve_n_threads, thread_budget
 
 
 class DivergenceError(FloatingPointError):
@@ -89,13 +89,7 @@ def score(net, X, y):
 
 
 def _check_n_threads(n_threads):
-    cores = os.cpu_count() or 1
-    if n_threads is None:
-        return cores
-    n = check_scalar(n_threads, "n_threads", kind="int", low=1)
-    if n > cores:
-        raise ValueError(f"n_threads must be between 1 and the {cores} available cores, got {n}")
-    return n
+    return resolve_n_threads(n_threads)
 
 
 def _check_dropout(dropout, n_hidden):
@@ -151,24 +145,27 @@ def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng, shuffle=True,
     """
     m = X.shape[0]
     losses = []
-    for epoch in range(1, epochs + 1):
-        perm = rng.permutation(m).astype(np.int64) if shuffle else np.arange(m, dtype=np.int64)
-        snap = state.snapshot()
-        t0 = time.perf_counter()
-        # Overflow on the way to a divergence is reported once, by DivergenceError below.
-        with np.errstate(over="ignore", invalid="ignore"):
-            data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, perm, lr,
-                                                           state.step)
-        secs = time.perf_counter() - t0
-        loss = (data + pen) / m
-        if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
-            state.restore(snap)
-            raise DivergenceError(epoch, lr)
-        state.step += n_steps
-        state.t += n_steps
-        losses.append(loss)
-        if on_epoch is not None and on_epoch(epoch, loss, secs):
-            break
+    # BLAS, OpenMP and Numba threads for this run; restored on exit, also on errors.
+    with thread_budget(cfg) as cfg:
+        for epoch in range(1, epochs + 1):
+            perm = (rng.permutation(m).astype(np.int64) if shuffle
+                    else np.arange(m, dtype=np.int64))
+            snap = state.snapshot()
+            t0 = time.perf_counter()
+            # Overflow on the way to a divergence is reported once, by DivergenceError below.
+            with np.errstate(over="ignore", invalid="ignore"):
+                data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, perm, lr,
+                                                               state.step)
+            secs = time.perf_counter() - t0
+            loss = (data + pen) / m
+            if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
+                state.restore(snap)
+                raise DivergenceError(epoch, lr)
+            state.step += n_steps
+            state.t += n_steps
+            losses.append(loss)
+            if on_epoch is not None and on_epoch(epoch, loss, secs):
+                break
     return losses
 
 
