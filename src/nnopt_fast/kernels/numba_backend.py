@@ -715,6 +715,10 @@ def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
     ZeroDivisionError
         When a batch has zero total sample weight (as the reference does).
     """
+    if cfg.n_threads > 1:  # sync data-parallel or Hogwild
+        from .numba_parallel import run_epoch_parallel
+
+        return run_epoch_parallel(cfg, state, X, T, sw, perm, lr, step0)
     dt = X.dtype
     ws = _workspace(cfg, state, dt)
     X = np.ascontiguousarray(X)
