@@ -146,7 +146,7 @@ def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng, shuffle=True,
     m = X.shape[0]
     losses = []
     # BLAS, OpenMP and Numba threads for this run; restored on exit, also on errors.
-    with thread_budget(cfg) as cfg:
+    with thread_budget(cfg, backend) as cfg:
         for epoch in range(1, epochs + 1):
             perm = (rng.permutation(m).astype(np.int64) if shuffle
                     else np.arange(m, dtype=np.int64))

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from .._validation import check_scalar
 
 __all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget",
-           "BLAS_WORK_THRESHOLD"]
+           "BLAS_WORK_THRESHOLD", "PARALLEL_BACKENDS"]
 
 #: Multiply-adds of one step's forward GEMMs (batch rows x weights) from which a sync run
 #: keeps the serial epoch and gives the threads to BLAS instead: past this size each GEMM
@@ -57,8 +57,12 @@ def resolve_n_threads(n_threads):
     return n
 
 
-def choose_mode(cfg):
-    """How a run with ``cfg`` uses its threads.
+#: Backends with a multithreaded epoch (``cfg.n_threads > 1`` in their ``run_epoch``).
+PARALLEL_BACKENDS = ("cython", "numba")
+
+
+def choose_mode(cfg, backend_name=None):
+    """How a run with ``cfg`` on backend ``backend_name`` uses its threads.
 
     Returns
     -------
@@ -67,10 +71,13 @@ def choose_mode(cfg):
         multithreaded epoch (sync or Hogwild) with BLAS single-threaded inside it.
         ``"blas"``: a sync run whose per-step GEMMs are large (batch rows x weights >=
         :data:`BLAS_WORK_THRESHOLD`): the serial epoch with ``n_threads`` BLAS threads,
-        which computes exactly the serial result. Hogwild is always ``"data"``.
+        which computes exactly the serial result; also any run of a backend without a
+        multithreaded epoch (the NumPy reference). Otherwise Hogwild is ``"data"``.
     """
     if cfg.n_threads <= 1:
         return "serial"
+    if backend_name is not None and backend_name not in PARALLEL_BACKENDS:
+        return "blas"
     if cfg.parallel == "hogwild":
         return "data"
     sizes = cfg.layer_sizes
@@ -85,7 +92,7 @@ def _numba_threads():
 
 
 @contextlib.contextmanager
-def thread_budget(cfg):
+def thread_budget(cfg, backend=None):
     """Hold the thread budget of one training run; yields the config the backend runs.
 
     Inside: BLAS (every loaded OpenBLAS/MKL/BLIS, via threadpoolctl) gets ``n_threads``
@@ -97,12 +104,14 @@ def thread_budget(cfg):
     Parameters
     ----------
     cfg : nnopt_fast.train.TrainConfig
+    backend : module or None
+        The backend module (its ``BACKEND_NAME`` picks the mode, see :func:`choose_mode`).
 
     Yields
     ------
     TrainConfig
     """
-    mode = choose_mode(cfg)
+    mode = choose_mode(cfg, getattr(backend, "BACKEND_NAME", None))
     n = int(cfg.n_threads)
     run_cfg = dataclasses.replace(cfg, n_threads=1) if mode == "blas" else cfg
     saved = _numba_threads()
