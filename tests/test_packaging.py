@@ -60,7 +60,7 @@ def test_wheels_exclude_sources_in_every_package(pyproject):
     # and ship nnopt_fast/kernels/_cython.pyx in the wheel; "*" covers every package.
     excluded = pyproject["tool"]["setuptools"]["exclude-package-data"]
     patterns = excluded.get("*", []) + excluded.get("", [])
-    assert {"*.c", "*.pyx", "*.pxd"} <= set(patterns)
+    assert {"*.c", "*.h", "*.pyx", "*.pxd", "*.pxi"} <= set(patterns)
 
 
 def test_cibuildwheel_keys(cibw):
@@ -139,7 +139,7 @@ def _manifest_files(candidates):
 def test_sdist_carries_extension_sources():
     sources = sorted(p.relative_to(REPO).as_posix()
                      for pattern in ("csrc/*.c", "csrc/*.h", "src/nnopt_fast/**/*.pyx",
-                                     "src/nnopt_fast/**/*.pxd")
+                                     "src/nnopt_fast/**/*.pxd", "src/nnopt_fast/**/*.pxi")
                      for p in REPO.glob(pattern))
     assert any(s.endswith(".pyx") for s in sources)
     assert any(s.startswith("csrc/") and s.endswith(".c") for s in sources)
