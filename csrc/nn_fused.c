@@ -22,6 +22,13 @@
 #define NN_HAVE_CLONES 0
 #endif
 
+/* Forced inlining lets each activation's loop be specialized on a constant code. */
+#if defined(__GNUC__)
+#define NN_INLINE static inline __attribute__((always_inline))
+#else
+#define NN_INLINE static inline
+#endif
+
 const char *nn_simd_path(void)
 {
 #if NN_HAVE_CLONES

@@ -2,14 +2,15 @@
  * Type-generic bodies of the fused kernels declared in nn_fused.h.
  *
  * Deliberately no include guard: nn_fused.c includes this file once per real type,
- * with NN_T (the type), NN_S(name) (suffixes _f32 / _f64), NN_TANH, NN_EXP and NN_EPS
- * defined. Every arithmetic step follows the order of operations of the NumPy
+ * with NN_T (the type), NN_S(name) (suffixes _f32 / _f64), NN_TANH, NN_EXP (libm exp),
+ * NN_EXPV (the exp of the softmax: vectorizable for float, libm for double), NN_SQRT,
+ * NN_FABS, NN_EPS (machine epsilon), NN_INLINE and NN_CLONES defined. Every arithmetic step follows the order of operations of the NumPy
  * reference (src/nnopt_fast/kernels/reference.py), so float64 results agree to the last
  * few ulps; nn_fused.c is compiled with -ffp-contract=off for the same reason.
  */
 
 /* Activation g(z) by code (reference.ACTIVATIONS); inlined with a constant act. */
-static inline __attribute__((always_inline)) NN_T NN_S(nn_act)(NN_T z, int act)
+NN_INLINE NN_T NN_S(nn_act)(NN_T z, int act)
 {
     switch (act) {
     case NN_ACT_TANH:
@@ -25,7 +26,7 @@ static inline __attribute__((always_inline)) NN_T NN_S(nn_act)(NN_T z, int act)
 }
 
 /* g'(z) expressed through h = g(z). */
-static inline __attribute__((always_inline)) NN_T NN_S(nn_dact)(NN_T h, int act)
+NN_INLINE NN_T NN_S(nn_dact)(NN_T h, int act)
 {
     switch (act) {
     case NN_ACT_TANH:
@@ -52,7 +53,7 @@ void NN_S(nn_gather_rows)(NN_T *out, const NN_T *X, const int64_t *idx, ptrdiff_
         memcpy(out + i * n_cols, X + idx[i] * n_cols, (size_t)n_cols * sizeof(NN_T));
 }
 
-static inline __attribute__((always_inline)) void
+NN_INLINE void
 NN_S(nn_bias_act_body)(NN_T *H, const NN_T *b, ptrdiff_t n_rows, ptrdiff_t n_cols, int act)
 {
     for (ptrdiff_t i = 0; i < n_rows; i++) {
@@ -82,7 +83,7 @@ NN_CLONES void NN_S(nn_bias_act)(NN_T *H, const NN_T *b, ptrdiff_t n_rows, ptrdi
     }
 }
 
-static inline __attribute__((always_inline)) void
+NN_INLINE void
 NN_S(nn_bias_act_dropout_body)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b, ptrdiff_t n_rows,
                                ptrdiff_t n_cols, int act, uint64_t key, int64_t row0,
                                uint64_t thr, NN_T scale)
@@ -124,7 +125,7 @@ NN_CLONES void NN_S(nn_bias_act_dropout)(NN_T *H, NN_T *A, NN_T *M, const NN_T *
     }
 }
 
-static inline __attribute__((always_inline)) void
+NN_INLINE void
 NN_S(nn_act_backward_body)(NN_T *out, const NN_T *dA, const NN_T *H, const NN_T *M,
                            ptrdiff_t n, int act)
 {
@@ -302,7 +303,7 @@ NN_CLONES void NN_S(nn_colsum)(NN_T *out, const NN_T *D, ptrdiff_t n_rows, ptrdi
 }
 
 /* The penalized gradient of reference.run_epoch step 5: dW (+ c2 W) (+ c1 sign W). */
-static inline __attribute__((always_inline)) NN_T NN_S(nn_pgrad)(NN_T g, NN_T w, NN_T c2, NN_T c1)
+NN_INLINE NN_T NN_S(nn_pgrad)(NN_T g, NN_T w, NN_T c2, NN_T c1)
 {
     if (c2 != (NN_T)0)
         g = g + c2 * w;
