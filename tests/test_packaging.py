@@ -60,7 +60,7 @@ def test_wheels_exclude_sources_in_every_package(pyproject):
     # and ship nnopt_fast/kernels/_cython.pyx in the wheel; "*" covers every package.
     excluded = pyproject["tool"]["setuptools"]["exclude-package-data"]
     patterns = excluded.get("*", []) + excluded.get("", [])
-    assert {"*.c", "*.h", "*.pyx", "*.pxd", "*.pxi"} <= set(patterns)
+    assert {"*.c", "*.pyx", "*.pxd", "*.pxi"} <= set(patterns)
 
 
 def test_cibuildwheel_keys(cibw):
