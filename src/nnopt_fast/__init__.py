@@ -1,16 +1,38 @@
 """nnopt_fast: fast CPU training of fully connected neural networks."""
 
+import importlib
+
 from .kernels import backends
 from .model import MLP
 from .train import DivergenceError, History, train
-from ._serialization import ModelFileError, load
-from .estimators import FitDivergenceError, MLPClassifier, MLPRegressor, ScalingWarning
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "train", "History", "DivergenceError", "backends", "__version__"]
-__all__ += ["MLPClassifier", "MLPRegressor", "ScalingWarning", "FitDivergenceError", "load",
-            "ModelFileError"]
-from .diagnose import bias_variance, diagnose, learning_curve, validation_curve
+# The estimators and the diagnosis tools pull in scikit-learn (seconds to import); they load
+# on first use so that `import nnopt_fast` plus a first `train` stays well under a second.
+_LAZY = {
+    "MLPClassifier": ".estimators",
+    "MLPRegressor": ".estimators",
+    "ScalingWarning": ".estimators",
+    "FitDivergenceError": ".estimators",
+    "load": "._serialization",
+    "ModelFileError": "._serialization",
+    "bias_variance": ".diagnose",
+    "learning_curve": ".diagnose",
+    "validation_curve": ".diagnose",
+    "diagnose": ".diagnose",
+}
 
-__all__ += ["bias_variance", "learning_curve", "validation_curve", "diagnose"]
+__all__ = ["MLP", "train", "History", "DivergenceError", "backends", "__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nnopt_fast' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

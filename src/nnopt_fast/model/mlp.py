@@ -1,5 +1,7 @@
 """The MLP model: parameters in one contiguous buffer, prediction and loss."""
 
+import numbers
+
 import numpy as np
 
 from .._validation import check_choice, check_dtype, check_scalar, check_targets, check_X
@@ -108,9 +110,7 @@ class MLP:
 
     def initialize(self, random_state=None):
         """Re-draw the weights with scikit-learn's Glorot-uniform scheme."""
-        from sklearn.utils import check_random_state
-
-        rs = check_random_state(random_state)
+        rs = _random_state(random_state)
         factor = 2.0 if self.activation == "logistic" else 6.0
         for W, b in zip(self.coefs_, self.intercepts_):
             bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
@@ -230,6 +230,17 @@ class MLP:
         self.layer_sizes = tuple(st["layer_sizes"])
         self._allocate()
         self.params[...] = st["params"]
+
+
+def _random_state(seed):
+    """scikit-learn's ``check_random_state`` rule, without importing scikit-learn."""
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.RandomState(seed)
+    raise TypeError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
 
 
 def _check_layer_sizes(layer_sizes):
