@@ -71,7 +71,7 @@ def choose_mode(cfg, backend_name=None):
         multithreaded epoch (sync or Hogwild) with BLAS single-threaded inside it.
         ``"blas"``: a sync run whose per-step GEMMs are large (batch rows x weights >=
         :data:`BLAS_WORK_THRESHOLD`): the serial epoch with ``n_threads`` BLAS threads,
-        which computes exactly the serial result; also any run of a backend without a
+        which computes the serial result up to the rounding of BLAS's threaded GEMMs; also any run of a backend without a
         multithreaded epoch (the NumPy reference). Otherwise Hogwild is ``"data"``.
     """
     if cfg.n_threads <= 1:

@@ -1,0 +1,250 @@
+"""Multithreaded training: sync determinism and equality, Hogwild learning, the thread budget."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import nnopt_fast as nf
+from nnopt_fast.kernels import _cython, cython_backend, get_backend, numba_parallel
+from nnopt_fast.train import loop
+from nnopt_fast.train.state import TrainState
+from nnopt_fast.train.threads import (
+    BLAS_WORK_THRESHOLD,
+    available_cores,
+    choose_mode,
+    resolve_n_threads,
+    thread_budget,
+)
+
+BACKENDS = ("cython", "numba")
+needs_2_cores = pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores")
+
+
+def _blas_threads():
+    return sorted(m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas")
+
+
+def _task(rng, n=600, d=12, k=3, dtype=np.float64):
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = np.argmax(X @ rng.standard_normal((d, k)), axis=1).astype(np.int64)
+    return X, y
+
+
+def _train(backend, X, y, n_threads, parallel="sync", epochs=3, **kw):
+    net = nf.MLP((X.shape[1], 16, 8, 3), random_state=0, dtype=X.dtype)
+    opts = dict(batch_size=33, lr=0.1, l2=1e-2, dropout=0.2, random_state=7)
+    opts.update(kw)
+    nf.train(net, X, y, epochs=epochs, backend=backend, n_threads=n_threads,
+             parallel=parallel, **opts)
+    return net.params.copy()
+
+
+def _rel(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+@needs_2_cores
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_sync_two_threads_equals_serial_and_repeats_bitwise(rng, backend, optimizer):
+    X, y = _task(rng)
+    sw = rng.random(len(X)) + 0.5
+    serial = _train(backend, X, y, 1, optimizer=optimizer, sample_weight=sw)
+    two = _train(backend, X, y, 2, optimizer=optimizer, sample_weight=sw)
+    again = _train(backend, X, y, 2, optimizer=optimizer, sample_weight=sw)
+    # Only the order of the gradient sums differs (slices, then a fixed-order reduction).
+    assert _rel(two, serial) <= 1e-12
+    np.testing.assert_array_equal(two, again)
+
+
+@needs_2_cores
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sync_uneven_last_batch_and_tiny_batches(rng, backend):
+    # 37 rows in batches of 3 -> a last batch of 1 row, so one slice is empty.
+    X, y = _task(rng, n=37)
+    serial = _train(backend, X, y, 1, batch_size=3)
+    two = _train(backend, X, y, 2, batch_size=3)
+    assert _rel(two, serial) <= 1e-12
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_thread_is_the_serial_loop(rng, backend):
+    X, y = _task(rng)
+    params = _train(backend, X, y, 1)
+    net = nf.MLP((X.shape[1], 16, 8, 3), random_state=0, dtype=X.dtype)
+    be = get_backend(backend)
+    # nf.train's draws: the dropout seed, then one permutation per epoch.
+    g = np.random.default_rng(7)
+    seed = int(g.integers(0, 2**63 - 1))
+    cfg = loop.make_config(net, batch_size=33, n_samples=len(X), l2=1e-2, dropout=0.2,
+                           seed=seed)
+    state = TrainState(net, cfg)
+    for _ in range(3):
+        perm = g.permutation(len(X)).astype(np.int64)
+        _, _, n_steps, status = be.run_epoch(cfg, state, X, y, None, perm, 0.1, state.step)
+        assert status == 0
+        state.step += n_steps
+        state.t += n_steps
+    np.testing.assert_array_equal(params, net.params)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_parallel_epoch_with_one_slice_matches_serial_bitwise(rng, backend):
+    # The threaded code path itself, run with T = 1 (momentum: no fused-GEMM SGD step).
+    X, y = _task(rng)
+    be = get_backend(backend)
+    out = []
+    for parallel_path in (False, True):
+        net = nf.MLP((X.shape[1], 16, 8, 3), random_state=0, dtype=X.dtype)
+        cfg = loop.make_config(net, batch_size=33, n_samples=len(X), optimizer="momentum",
+                               dropout=0.2, seed=3)
+        state = TrainState(net, cfg)
+        perm = np.random.default_rng(1).permutation(len(X)).astype(np.int64)
+        if parallel_path and backend == "cython":
+            ws = cython_backend._workspace(cfg, state, X.dtype)
+            r = _cython.run_epoch_parallel(ws, 1, False, state.params, state.grads,
+                                           state.velocity, state.m, state.v, X, y, None,
+                                           perm, 0.1, 0, 0)
+        elif parallel_path:
+            r = numba_parallel.run_epoch_parallel(cfg, state, X, y, None, perm, 0.1, 0)
+        else:
+            r = be.run_epoch(cfg, state, X, y, None, perm, 0.1, 0)
+        out.append((r, net.params.copy()))
+    assert out[0][0][2:] == out[1][0][2:]
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+@needs_2_cores
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sync_divergence_restores_and_raises(rng, backend):
+    X, y = _task(rng)
+    net = nf.MLP((X.shape[1], 16, 8, 3), activation="relu", random_state=0, dtype=X.dtype)
+    before = net.params.copy()
+    with pytest.raises(nf.DivergenceError):
+        nf.train(net, X * 1e100, y, epochs=1, lr=1e200, backend=backend, n_threads=2)
+    np.testing.assert_array_equal(net.params, before)
+
+
+def _accuracy(net, X, y):
+    return float(np.mean(net.predict(X) == y))
+
+
+@needs_2_cores
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hogwild_learns_digits_like_serial(backend):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    Xtr, ytr, Xte, yte = X[:1400], y[:1400].astype(np.int64), X[1400:], y[1400:]
+    acc = {}
+    for n, par in ((1, "sync"), (2, "hogwild")):
+        net = nf.MLP((64, 64, 10), random_state=0, dtype=np.float64)
+        nf.train(net, Xtr, ytr, epochs=20, batch_size=32, lr=0.1, backend=backend,
+                 n_threads=n, parallel=par, random_state=0)
+        acc[par] = _accuracy(net, Xte, yte)
+    assert acc["sync"] > 0.9
+    assert acc["hogwild"] >= acc["sync"] - 0.01
+
+
+@needs_2_cores
+def test_hogwild_learns_w1_like_serial():
+    # The W1 task of BENCH.md (64-32-10, batch 32, lr 0.05, L2, dropout 0.2), 3 epochs.
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    from workloads import LR, WORKLOADS, make_data
+
+    w = WORKLOADS["W1"]
+    X, y = make_data(w, dtype=np.float32)
+    Xtr, ytr, Xte, yte = X[:45000], y[:45000], X[45000:], y[45000:]
+    acc = {}
+    for n, par in ((1, "sync"), (2, "hogwild")):
+        net = nf.MLP(w.layers, random_state=0, dtype=np.float32)
+        nf.train(net, Xtr, ytr, epochs=3, batch_size=w.batch_size, lr=LR, dropout=0.2,
+                 backend="cython", n_threads=n, parallel=par, random_state=0)
+        acc[par] = _accuracy(net, Xte, yte)
+    assert acc["sync"] > 0.8
+    assert acc["hogwild"] >= acc["sync"] - 0.01
+
+
+@needs_2_cores
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_thread_settings_held_inside_and_restored(rng, backend):
+    import numba
+
+    X, y = _task(rng)
+    numba.set_num_threads(1)
+    blas_before = _blas_threads()
+    seen = []
+
+    def spy(net, hist):
+        seen.append((_blas_threads(), numba.get_num_threads()))
+
+    net = nf.MLP((X.shape[1], 16, 3), random_state=0)
+    nf.train(net, X, y, epochs=1, backend=backend, n_threads=2, callbacks=[spy])
+    assert seen[0][0] == [1] * len(blas_before)
+    assert seen[0][1] == 2
+    assert _blas_threads() == blas_before
+    assert numba.get_num_threads() == 1
+
+    def boom(net, hist):
+        raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        nf.train(net, X, y, epochs=1, backend=backend, n_threads=2, callbacks=[boom])
+    assert _blas_threads() == blas_before
+    assert numba.get_num_threads() == 1
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+@pytest.mark.parametrize("bad", [0, -1, -8])
+def test_n_threads_below_one_is_rejected(bad):
+    with pytest.raises(ValueError, match="n_threads"):
+        resolve_n_threads(bad)
+
+
+def test_n_threads_above_the_cores_is_rejected_not_clamped(rng):
+    X, y = _task(rng, n=40)
+    cores = available_cores()
+    with pytest.raises(ValueError, match=f"between 1 and the {cores} available cores"):
+        nf.train(nf.MLP((12, 4, 3)), X, y, epochs=1, n_threads=cores + 1)
+    with pytest.raises(TypeError, match="n_threads"):
+        resolve_n_threads(1.5)
+    assert resolve_n_threads(None) == cores
+
+
+def test_mode_rule():
+    def cfg(layers, batch, n=2, par="sync"):
+        return loop.TrainConfig(layer_sizes=layers, batch_size=batch, n_threads=n,
+                                parallel=par)
+
+    assert choose_mode(cfg((64, 32, 10), 32, n=1)) == "serial"
+    assert choose_mode(cfg((64, 32, 10), 32)) == "data"                # W1
+    assert choose_mode(cfg((784, 256, 128, 10), 64)) == "data"         # W2
+    assert choose_mode(cfg((784, 1024, 1024, 10), 256)) == "blas"      # W3
+    assert choose_mode(cfg((784, 1024, 1024, 10), 256, par="hogwild")) == "data"
+    assert choose_mode(cfg((64, 32, 10), 32), "numpy") == "blas"
+    assert 64 * 234_752 < BLAS_WORK_THRESHOLD <= 256 * 1_861_632
+
+
+@needs_2_cores
+def test_blas_mode_runs_the_serial_epoch_with_blas_threads(rng):
+    X, y = _task(rng, n=80, d=400)
+    layers = (400, 700, 3)
+    batch = -(-BLAS_WORK_THRESHOLD // (400 * 700 + 700 * 3))
+    X = np.repeat(X, -(-batch // 80), axis=0)[:batch]
+    y = np.repeat(y, -(-batch // 80))[:batch]
+    cfg = loop.TrainConfig(layer_sizes=layers, batch_size=batch, n_threads=2)
+    with thread_budget(cfg) as run_cfg:
+        assert run_cfg.n_threads == 1
+        assert set(_blas_threads()) == {2}
+    out = []
+    for n in (1, 2):
+        net = nf.MLP(layers, random_state=0, dtype=np.float64)
+        nf.train(net, X, y, epochs=1, batch_size=batch, lr=0.01, backend="cython",
+                 n_threads=n)
+        out.append(net.params.copy())
+    # OpenBLAS may pick other kernels with 2 threads: equal up to the GEMM's rounding.
+    assert _rel(out[1], out[0]) <= 1e-12
