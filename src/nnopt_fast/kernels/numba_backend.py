@@ -435,7 +435,7 @@ def _batch_weight(sw, has_sw, perm, start, nb):
 @jit
 def gradient_rows(X, y, Y, sw, has_sw, perm, start, r0, r1, step, P, G, offs, sizes, hoff,
                   act, out_code, eps, drop_on, layer_keys, drop_thr, drop_scale,
-                  Xb, Hb, Ab, Mb, Zb, Db, max_hidden, scale):
+                  Xb, Hb, Ab, Mb, Zb, Db, scale):
     """Forward and backward of batch rows ``r0:r1``; writes ``scale * dW``, ``scale * db``.
 
     The batch starts at ``perm[start]``. Activations live in rows ``r0:r1`` of the
@@ -444,7 +444,6 @@ def gradient_rows(X, y, Y, sw, has_sw, perm, start, r0, r1, step, P, G, offs, si
     Returns the weighted data-loss sum of these rows in float64.
     """
     n_layers = sizes.shape[0] - 1
-    nr = r1 - r0
     _gather(X, perm, start, r0, r1, Xb)
     A = _rows(Xb, 0, sizes[0], r0, r1)
     for l in range(n_layers - 1):
@@ -601,7 +600,7 @@ def update(P, G, V, Mo, Vo, offs, sizes, opt, lr, mu, b1, b2, eps, t, c2, c1, l1
 @jit
 def _epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, V, Mo, Vo, offs, sizes, hoff,
            act, out_code, eps, drop_on, layer_keys, drop_thr, drop_scale,
-           Xb, Hb, Ab, Mb, Zb, Db, max_hidden,
+           Xb, Hb, Ab, Mb, Zb, Db,
            opt, lr, mu, b1, b2, adam_eps, l2, l1, penalty_div, l1_sub, l1_prox):
     """The reference's ``run_epoch`` loop, all batches in compiled code (see there).
 
@@ -622,7 +621,7 @@ def _epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, V, Mo, Vo, offs, sizes
         scale = X.dtype.type(1.0 / S)
         lsum = gradient_rows(X, y, Y, sw, has_sw, perm, start, 0, nb, step0 + k, P, G, offs,
                              sizes, hoff, act, out_code, eps, drop_on, layer_keys, drop_thr,
-                             drop_scale, Xb, Hb, Ab, Mb, Zb, Db, max_hidden, scale)
+                             drop_scale, Xb, Hb, Ab, Mb, Zb, Db, scale)
         if not np.isfinite(lsum):
             return data, pen, n_steps, 1
         d = penalty_div if penalty_div > 0.0 else S
@@ -734,7 +733,7 @@ def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
         state.grads, state.velocity, state.m, state.v, state.offsets, ws.sizes, ws.hoff,
         ACTIVATIONS[cfg.activation], OUTPUTS[cfg.output], ws.eps, ws.drop_on,
         ws.layer_keys, ws.drop_thr, ws.drop_scale, ws.Xb, ws.Hb, ws.Ab, ws.Mb, ws.Zb, ws.Db,
-        ws.max_hidden, OPTIMIZERS[cfg.optimizer], float(lr), float(cfg.momentum),
+        OPTIMIZERS[cfg.optimizer], float(lr), float(cfg.momentum),
         float(cfg.beta1), float(cfg.beta2), float(cfg.epsilon), float(cfg.l2), float(cfg.l1),
         float(cfg.penalty_div), cfg.l1_method == "subgradient", cfg.l1_method == "proximal")
     if status == 2:
