@@ -21,8 +21,8 @@ _pjit = numba.njit(parallel=True, nogil=True, fastmath=set(FASTMATH), error_mode
 @_pjit
 def _sync_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, V, Mo, Vo, offs,
                 sizes, hoff, act, out_code, eps, drop_on, layer_keys, drop_thr, drop_scale,
-                Xb, Hb, Ab, Mb, Zb, Db, max_hidden, opt, lr, mu, b1, b2, adam_eps, l2, l1,
-                penalty_div, l1_sub, l1_prox):
+                Xb, Hb, Ab, Mb, Zb, Db, opt, lr, mu, b1, b2, adam_eps, l2, l1, penalty_div,
+                l1_sub, l1_prox):
     """numba_backend._epoch with each batch cut into ``T = Gs.shape[0]`` row slices.
 
     Slice ``s`` (rows ``nb s / T`` to ``nb (s+1) / T``) runs forward and backward in its
@@ -53,7 +53,7 @@ def _sync_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, V, Mo,
                 lsums[s] = nb_.gradient_rows(
                     X, y, Y, sw, has_sw, perm, start, r0, r1, step0 + k, P, Gs[s, :n_par],
                     offs, sizes, hoff, act, out_code, eps, drop_on, layer_keys, drop_thr,
-                    drop_scale, Xb, Hb, Ab, Mb, Zb, Db, max_hidden, scale)
+                    drop_scale, Xb, Hb, Ab, Mb, Zb, Db, scale)
         lsum = 0.0
         first = True
         for s in range(T):
@@ -84,8 +84,8 @@ def _sync_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, V, Mo,
 @_pjit
 def _hogwild_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, Gs, acc, status, V, Mo, Vo,
                    offs, sizes, hoff, act, out_code, eps, drop_on, layer_keys, drop_thr,
-                   drop_scale, Xbs, Hbs, Abs_, Mbs, Zbs, Dbs, lens, max_hidden, opt, lr, mu, b1,
-                   b2, adam_eps, l2, l1, penalty_div, l1_sub, l1_prox):
+                   drop_scale, Xbs, Hbs, Abs_, Mbs, Zbs, Dbs, lens, opt, lr, mu, b1, b2,
+                   adam_eps, l2, l1, penalty_div, l1_sub, l1_prox):
     """Hogwild: worker ``w`` of ``T`` runs batches w, w + T, ... with full SGD steps on
     the shared ``P`` (and optimizer state), without locks; its own workspace rows and
     gradient buffer; dropout keys and Adam's step from the global batch number.
@@ -115,7 +115,7 @@ def _hogwild_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, Gs, acc, status, 
                 X, y, Y, sw, has_sw, perm, start, 0, nb, step0 + k, P, G, offs, sizes, hoff,
                 act, out_code, eps, drop_on, layer_keys, drop_thr, drop_scale,
                 Xbs[w, :lens[0]], Hbs[w, :lens[1]], Abs_[w, :lens[2]], Mbs[w, :lens[3]],
-                Zbs[w, :lens[4]], Dbs[w, :lens[5]], max_hidden, scale)
+                Zbs[w, :lens[4]], Dbs[w, :lens[5]], scale)
             if not np.isfinite(lsum):
                 status[w] = 1
                 break
@@ -196,7 +196,7 @@ def run_epoch_parallel(cfg, state, X, T, sw, perm, lr, step0):
         _hogwild_epoch(X, y, Y, swa, has_sw, perm, ws.B, int(step0), int(state.t),
                        state.params, ws.par_grads, ws.par_acc, ws.par_status, state.velocity,
                        state.m, state.v, state.offsets, ws.sizes, ws.hoff, *common,
-                       *ws.par_blocks, ws.par_lens, ws.max_hidden, *hyper)
+                       *ws.par_blocks, ws.par_lens, *hyper)
         if (ws.par_status == 2).any():
             raise ZeroDivisionError("a batch of the epoch has zero total sample weight")
         acc = ws.par_acc[:, :3].sum(axis=0)
@@ -206,7 +206,7 @@ def run_epoch_parallel(cfg, state, X, T, sw, perm, lr, step0):
         X, y, Y, swa, has_sw, perm, ws.B, int(step0), int(state.t), state.params,
         state.grads, ws.par_grads, ws.par_lsums, state.velocity, state.m, state.v,
         state.offsets, ws.sizes, ws.hoff, *common, ws.Xb, ws.Hb, ws.Ab, ws.Mb, ws.Zb, ws.Db,
-        ws.max_hidden, *hyper)
+        *hyper)
     if status == 2:
         raise ZeroDivisionError(f"batch {n_steps} of the epoch has zero total sample weight")
     return float(data), float(pen), int(n_steps), int(status)
