@@ -152,7 +152,7 @@ grep -q -E '^nnopt_fast/kernels/_cython\..*\.so$' "$WORK/wheel.txt" \
 N_PY=$(grep -c '\.py$' "$WORK/wheel.txt" || true)
 SO_FILES=$(grep '\.so$' "$WORK/wheel.txt" | xargs -n1 basename | tr '\n' ' ')
 WHEEL_SUMMARY="$(wc -l < "$WORK/wheel.txt") files: $N_PY .py, extension ${SO_FILES% },"
-WHEEL_SUMMARY+=" no .c/.h/.pyx/.pxd"
+WHEEL_SUMMARY+=" no .c/.h/.pyx/.pxd/.pxi"
 echo "wheel: $WHEEL_SUMMARY"
 SUMMARY+=("wheel contents: $WHEEL_SUMMARY")
 done_step
