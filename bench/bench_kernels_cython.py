@@ -3,6 +3,8 @@
 Run with pytest-benchmark (``pytest bench/bench_kernels_cython.py``) or as a script
 (``python bench/bench_kernels_cython.py W1 W4 --backends cython,numpy``) for a plain table
 that also reports main-thread CPU seconds, which a busy shared machine inflates less.
+BLAS gets ``--blas-threads`` threads (1 by default, as ``nf.train`` runs with
+``n_threads=1``); on a loaded machine OpenBLAS's spinning workers make 2 threads far slower.
 """
 
 import argparse
@@ -10,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from nnopt_fast.kernels import get_backend
 from nnopt_fast.model.mlp import MLP
@@ -65,7 +68,13 @@ def main():
     parser.add_argument("workloads", nargs="*", default=["W1", "W4"])
     parser.add_argument("--backends", default="cython,numpy")
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--blas-threads", type=int, default=1)
     args = parser.parse_args()
+    with threadpool_limits(limits=args.blas_threads, user_api="blas"):
+        _table(args)
+
+
+def _table(args):
     print(f"{'workload':8} {'backend':8} {'s/epoch':>9} {'cpu s':>8} {'samples/s':>11}")
     for name in args.workloads:
         for backend in args.backends.split(","):
