@@ -70,6 +70,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--blas-threads", type=int, default=1)
     args = parser.parse_args()
+    for backend in args.backends.split(","):
+        get_backend(backend)  # load every BLAS first: threadpoolctl limits loaded ones only
     with threadpool_limits(limits=args.blas_threads, user_api="blas"):
         _table(args)
 
