@@ -7,7 +7,11 @@ from cython.parallel cimport parallel
 import numpy as _np
 
 cdef extern from "nn_parallel.h" nogil:
-    void nn_par_barrier()
+    ctypedef struct nn_barrier:
+        pass
+    void nn_bar_init(nn_barrier *b, int n)
+    void nn_bar_set_team(nn_barrier *b, int n)
+    void nn_bar_wait(nn_barrier *b)
     int nn_par_team_size()
     int nn_par_thread_num()
 
@@ -83,7 +87,7 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
                        Py_ssize_t gstride, int n_slices, const floating *X, const int64_t *y,
                        const floating *Y, const floating *sw, const int64_t *perm,
                        Py_ssize_t n_perm, double lr, int64_t step0, int64_t t0,
-                       double *shared, int *status) noexcept nogil:
+                       double *shared, int *status, nn_barrier *bar) noexcept nogil:
     """One thread of the data-parallel epoch; every thread of the team runs it.
 
     Per batch: (1) slice ``s`` (rows ``nb s / n`` to ``nb (s+1) / n``; thread ``tid`` runs
@@ -101,6 +105,7 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
     cdef double S, d, c2, c1, lsum, ls, pen = 0.0, lr_t = 0.0
     cdef double *res = shared + PAR_SLOT * n_slices
     cdef bint want_pen = p.l2 != 0.0 or p.l1 != 0.0
+    nn_bar_set_team(bar, nt)
     while start < n_perm:
         nb = min(p.batch, n_perm - start)
         idx = perm + start
@@ -120,7 +125,7 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
                                   gbufs + s * gstride)
             shared[PAR_SLOT * s] = ls
             s += nt
-        nn_par_barrier()
+        nn_bar_wait(bar)
         lsum = 0.0
         for s in range(n_slices):
             lsum += shared[PAR_SLOT * s]
@@ -144,7 +149,7 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
                                  p.poff[2 * l], n_in * n_out, tid, nt, True, lr, c2, c1, lr_t)
             _reduce_update_range(p, P, G, V, Mo, Vo, gbufs, gstride, n_slices, nb,
                                  p.poff[2 * l + 1], n_out, tid, nt, False, lr, c2, c1, lr_t)
-        nn_par_barrier()
+        nn_bar_wait(bar)
         k += 1
         start += nb
     if tid == 0:
@@ -269,6 +274,7 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
     cdef floating[:, ::1] gbufs
     cdef double[::1] shared
     cdef int status = 0, s
+    cdef nn_barrier bar
     cdef double data = 0.0, pen = 0.0, steps = 0.0
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
@@ -304,10 +310,11 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
             pen += shared[PAR_SLOT * s + 1]
             steps += shared[PAR_SLOT * s + 2]
         return data, pen, <Py_ssize_t>steps, status
+    nn_bar_init(&bar, n_threads)
     with nogil, parallel(num_threads=n_threads):
         _sync_worker(&p, &params[0], &grads[0], _data(velocity), _data(m), _data(v),
                      &bufs[0, 0], bufs.shape[1], &gbufs[0, 0], gbufs.shape[1], n_threads,
                      &X[0, 0], y, Y, swp, &perm[0], perm.shape[0], lr, step0, t0, &shared[0],
-                     &status)
+                     &status, &bar)
     s = PAR_SLOT * n_threads
     return shared[s], shared[s + 1], <Py_ssize_t>shared[s + 2], status
