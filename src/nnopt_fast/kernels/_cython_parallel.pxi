@@ -21,6 +21,8 @@ cdef enum:
     PAR_ALIGN_BYTES = 128
     # doubles per slot of the shared scalar table (128 bytes each)
     PAR_SLOT = 16
+    # elements per reduce-then-update block (8 or 16 KB: fits L1 with its operands)
+    PAR_BLOCK = 2048
 
 
 cdef inline bint _slice_rows(Py_ssize_t nb, int s, int n_slices, Py_ssize_t *r0,
@@ -35,40 +37,49 @@ cdef void _reduce_update_range(const Plan *p, floating *P, floating *G, floating
                                floating *Mo, floating *Vo, const floating *gbufs,
                                Py_ssize_t gstride, int n_slices, Py_ssize_t nb,
                                Py_ssize_t off, Py_ssize_t n, int tid, int nt, bint weight,
-                               double lr, double c2, double c1, double lr_t) noexcept nogil:
+                               double lr, double c2, double c1, double lr_t, double *s2,
+                               double *s1) noexcept nogil:
     """This thread's chunk of one parameter segment: ``G = sum_s G_s`` (slices in order
     0..n_slices-1), then the optimizer step and the proximal L1 of the serial loop.
 
     The step is elementwise, so cutting a segment into chunks changes no result; chunks
     are multiples of 32 elements so two threads never write the same cache line of ``P``.
+    With ``s2`` not NULL, adds ``sum W^2`` and ``sum |W|`` of the chunk's weights before
+    the step (the penalty of the batch), read while the block is in L1 anyway.
     """
     cdef Py_ssize_t per = ((n + nt - 1) // nt + 31) // 32 * 32
-    cdef Py_ssize_t lo = tid * per, hi, j, r0, r1
+    cdef Py_ssize_t lo = tid * per, hi, j, r0, r1, b0, m
     cdef int s
-    cdef bint first = True
+    cdef bint first
     cdef floating *g
     cdef const floating *gs
     hi = min(n, lo + per)
-    if lo >= hi:
-        return
-    g = G + off + lo
-    for s in range(n_slices):
-        if not _slice_rows(nb, s, n_slices, &r0, &r1):
-            continue
-        gs = gbufs + s * gstride + off + lo
-        if first:
-            for j in range(hi - lo):
-                g[j] = gs[j]
-            first = False
-        else:
-            for j in range(hi - lo):
-                g[j] = g[j] + gs[j]
-    _optimizer(p.opt, P + off + lo, g, V + off + lo if V else NULL,
-               Mo + off + lo if Mo else NULL, Vo + off + lo if Vo else NULL, hi - lo, lr,
-               c2 if weight else 0.0, c1 if (weight and p.subgrad) else 0.0, p.mu, p.b1, p.b2,
-               lr_t, p.eps)
-    if weight and p.prox and c1 != 0.0:
-        _l1_prox(P + off + lo, hi - lo, <floating>(lr * c1))
+    # Block by block, so the summed gradient is still in L1 when the optimizer reads it.
+    b0 = lo
+    while b0 < hi:
+        m = min(PAR_BLOCK, hi - b0)
+        g = G + off + b0
+        first = True
+        for s in range(n_slices):
+            if not _slice_rows(nb, s, n_slices, &r0, &r1):
+                continue
+            gs = gbufs + s * gstride + off + b0
+            if first:
+                for j in range(m):
+                    g[j] = gs[j]
+                first = False
+            else:
+                for j in range(m):
+                    g[j] = g[j] + gs[j]
+        if weight and s2:
+            _penalty_sums(P + off + b0, m, s2, s1)
+        _optimizer(p.opt, P + off + b0, g, V + off + b0 if V else NULL,
+                   Mo + off + b0 if Mo else NULL, Vo + off + b0 if Vo else NULL, m, lr,
+                   c2 if weight else 0.0, c1 if (weight and p.subgrad) else 0.0, p.mu, p.b1,
+                   p.b2, lr_t, p.eps)
+        if weight and p.prox and c1 != 0.0:
+            _l1_prox(P + off + b0, m, <floating>(lr * c1))
+        b0 += m
 
 
 cdef double _batch_S(const floating *sw, const int64_t *idx, Py_ssize_t nb) noexcept nogil:
@@ -98,14 +109,17 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
     losses in slice order (so all agree on divergence), then reduces and updates its own
     chunk of every parameter segment. Barrier. The slice layout depends only on
     ``n_slices`` (= n_threads), not on the team OpenMP gave, so results are reproducible.
+    The penalty loss is summed per thread (slot ``tid``, entry 1) while updating.
     """
     cdef int tid = nn_par_thread_num(), nt = nn_par_team_size(), s, l
     cdef Py_ssize_t start = 0, nb, r0, r1, k = 0, n_in, n_out
     cdef const int64_t *idx
-    cdef double S, d, c2, c1, lsum, ls, pen = 0.0, lr_t = 0.0
+    cdef double S, d, c2, c1, lsum, ls, s2, s1, lr_t = 0.0
     cdef double *res = shared + PAR_SLOT * n_slices
     cdef bint want_pen = p.l2 != 0.0 or p.l1 != 0.0
     nn_bar_set_team(bar, nt)
+    if tid == 0:
+        res[3] = <double>nt
     while start < n_perm:
         nb = min(p.batch, n_perm - start)
         idx = perm + start
@@ -113,8 +127,6 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
         d = p.penalty_div if p.penalty_div > 0 else S
         c2 = p.l2 / d
         c1 = p.l1 / (2.0 * d)
-        if tid == 0 and want_pen:
-            pen = _penalty(p, P, d)
         s = tid
         while s < n_slices:
             ls = 0.0
@@ -137,8 +149,8 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
             return
         if tid == 0:
             res[0] += nb * (lsum / S)
-            if want_pen:
-                res[1] += nb * pen
+        s2 = 0.0
+        s1 = 0.0
         if p.opt == OPT_ADAM:
             lr_t = lr * sqrt(1.0 - pow(p.b2, <double>(t0 + k + 1))) / (
                 1.0 - pow(p.b1, <double>(t0 + k + 1)))
@@ -146,9 +158,16 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
             n_in = p.sizes[l]
             n_out = p.sizes[l + 1]
             _reduce_update_range(p, P, G, V, Mo, Vo, gbufs, gstride, n_slices, nb,
-                                 p.poff[2 * l], n_in * n_out, tid, nt, True, lr, c2, c1, lr_t)
+                                 p.poff[2 * l], n_in * n_out, tid, nt, True, lr, c2, c1, lr_t,
+                                 &s2 if want_pen else NULL, &s1)
             _reduce_update_range(p, P, G, V, Mo, Vo, gbufs, gstride, n_slices, nb,
-                                 p.poff[2 * l + 1], n_out, tid, nt, False, lr, c2, c1, lr_t)
+                                 p.poff[2 * l + 1], n_out, tid, nt, False, lr, c2, c1, lr_t,
+                                 NULL, NULL)
+        if want_pen:
+            # This thread's share of the penalty (its chunks' weights before the step).
+            shared[PAR_SLOT * tid + 1] += nb * (
+                (0.5 * p.l2 * s2 if p.l2 != 0.0 else 0.0)
+                + (0.5 * p.l1 * s1 if p.l1 != 0.0 else 0.0)) / d
         nn_bar_wait(bar)
         k += 1
         start += nb
@@ -316,5 +335,9 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
                      &bufs[0, 0], bufs.shape[1], &gbufs[0, 0], gbufs.shape[1], n_threads,
                      &X[0, 0], y, Y, swp, &perm[0], perm.shape[0], lr, step0, t0, &shared[0],
                      &status, &bar)
+    for s in range(n_threads):
+        pen += shared[PAR_SLOT * s + 1]
     s = PAR_SLOT * n_threads
-    return shared[s], shared[s + 1], <Py_ssize_t>shared[s + 2], status
+    # The team OpenMP gave (fewer threads than asked only slows the epoch down).
+    ws["par_team"] = int(shared[s + 3])
+    return shared[s], pen, <Py_ssize_t>shared[s + 2], status
