@@ -1,9 +1,12 @@
 """Multithreaded epochs of the Numba backend: sync data-parallel batches and Hogwild."""
 
+import ctypes
+
 import numba
 import numpy as np
 from numba import prange
 
+from . import _cython
 from . import numba_backend as nb_
 from ._numba_config import FASTMATH, choose_cache_dir
 from .reference import ACTIVATIONS, OPTIMIZERS, OUTPUTS
@@ -14,8 +17,22 @@ __all__ = ["run_epoch_parallel"]
 # prefetch lines in adjacent pairs), so no two threads ever write the same line.
 _ALIGN_BYTES = 128
 
+# The spin-then-yield barrier of csrc/nn_parallel.c (built into the Cython extension):
+# a barrier per batch inside one parallel loop per epoch, instead of a fork and join of
+# Numba's OpenMP pool per batch, whose spinning join was ~50x slower on a loaded machine.
+_lib = ctypes.CDLL(_cython.__file__)
+_bar_set_team = _lib.nn_bar_set_team
+_bar_set_team.argtypes = [ctypes.c_void_p, ctypes.c_int]
+_bar_set_team.restype = None
+_bar_wait = _lib.nn_bar_wait
+_bar_wait.argtypes = [ctypes.c_void_p]
+_bar_wait.restype = None
+
 _pjit = numba.njit(parallel=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy",
                    cache=choose_cache_dir(__file__)[0])
+# Functions that call the ctypes barrier cannot be cached (Numba refuses ctypes pointers).
+_pjit_nocache = numba.njit(parallel=True, nogil=True, fastmath=set(FASTMATH),
+                           error_model="numpy")
 
 
 @_pjit
@@ -79,6 +96,75 @@ def _sync_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, V, Mo,
         n_steps += 1
         k += 1
     return data, pen, n_steps, 0
+
+
+@_pjit_nocache
+def _sync_epoch_barrier(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, out, bar,
+                        V, Mo, Vo, offs, sizes, hoff, act, out_code, eps, drop_on,
+                        layer_keys, drop_thr, drop_scale, Xb, Hb, Ab, Mb, Zb, Db, opt, lr, mu,
+                        b1, b2, adam_eps, l2, l1, penalty_div, l1_sub, l1_prox):
+    """:func:`_sync_epoch` with one parallel loop per epoch: worker ``w`` of ``T`` owns
+    slice ``w`` of every batch; a barrier after the gradients, worker 0 reduces (slices in
+    order) and updates, a barrier after the update. Same arithmetic as _sync_epoch.
+
+    Needs ``T`` Numba threads (each worker on its own thread, or the barrier never
+    opens): the caller checks. ``out`` gets (data loss, penalty loss, steps, status).
+    """
+    n = perm.shape[0]
+    T = Gs.shape[0]
+    n_par = P.shape[0]
+    want_penalty = l2 != 0.0 or l1 != 0.0
+    for w in prange(T):
+        _bar_set_team(bar.ctypes, T)
+        k = 0
+        for start in range(0, n, B):
+            nb = min(B, n - start)
+            S = nb_._batch_weight(sw, has_sw, perm, start, nb)
+            if S == 0.0:
+                if w == 0:
+                    out[3] = 2.0
+                break
+            scale = X.dtype.type(1.0 / S)
+            r0 = nb * w // T
+            r1 = nb * (w + 1) // T
+            lsums[w] = 0.0
+            if r1 > r0:
+                lsums[w] = nb_.gradient_rows(
+                    X, y, Y, sw, has_sw, perm, start, r0, r1, step0 + k, P, Gs[w, :n_par],
+                    offs, sizes, hoff, act, out_code, eps, drop_on, layer_keys, drop_thr,
+                    drop_scale, Xb, Hb, Ab, Mb, Zb, Db, scale)
+            _bar_wait(bar.ctypes)
+            lsum = 0.0
+            for s in range(T):
+                lsum += lsums[s]
+            if not np.isfinite(lsum):
+                # Every worker sees the same sum and stops: none is left at a barrier.
+                if w == 0:
+                    out[3] = 1.0
+                break
+            if w == 0:
+                first = True
+                for s in range(T):
+                    if nb * (s + 1) // T > nb * s // T:
+                        if first:
+                            G[:] = Gs[s, :n_par]
+                            first = False
+                        else:
+                            for j in range(n_par):
+                                G[j] = G[j] + Gs[s, j]
+                d = penalty_div if penalty_div > 0.0 else S
+                c2 = l2 / d
+                c1 = l1 / (2.0 * d)
+                out[0] += nb * (lsum / S)
+                s2, s1 = nb_.update(P, G, V, Mo, Vo, offs, sizes, opt, lr, mu, b1, b2,
+                                    adam_eps, t0 + k + 1, c2, c1, l1_sub and c1 != 0.0,
+                                    l1_prox and c1 != 0.0, want_penalty)
+                if want_penalty:
+                    out[1] += nb * ((0.5 * l2 * s2 + 0.5 * l1 * s1) / d)
+                out[2] += 1.0
+            _bar_wait(bar.ctypes)
+            k += 1
+    return 0
 
 
 @_pjit
@@ -150,6 +236,9 @@ def _par_buffers(ws, n_threads, hogwild, n_params, dtype):
         ws.par_lsums = _padded(1, n_threads, np.float64)[0, :n_threads]
         ws.par_acc = _padded(n_threads, 16, np.float64)
         ws.par_status = np.zeros(n_threads, dtype=np.int64)
+        ws.par_out = np.zeros(4, dtype=np.float64)
+        # nn_barrier: 32 int32 = 128 bytes (count, generation, team size, padding).
+        ws.par_bar = _padded(1, 32, np.int32)[0]
         if hogwild:
             blocks = (ws.Xb, ws.Hb, ws.Ab, ws.Mb, ws.Zb, ws.Db)
             # One padded row per thread; the kernel takes the first len(block) entries.
@@ -202,11 +291,24 @@ def run_epoch_parallel(cfg, state, X, T, sw, perm, lr, step0):
         acc = ws.par_acc[:, :3].sum(axis=0)
         status = int(ws.par_status.max())
         return float(acc[0]), float(acc[1]), int(acc[2]), status
-    data, pen, n_steps, status = _sync_epoch(
-        X, y, Y, swa, has_sw, perm, ws.B, int(step0), int(state.t), state.params,
-        state.grads, ws.par_grads, ws.par_lsums, state.velocity, state.m, state.v,
-        state.offsets, ws.sizes, ws.hoff, *common, ws.Xb, ws.Hb, ws.Ab, ws.Mb, ws.Zb, ws.Db,
-        *hyper)
+    if numba.get_num_threads() >= n_threads:
+        ws.par_out[...] = 0.0
+        ws.par_bar[...] = 0
+        ws.par_bar[2] = n_threads
+        _sync_epoch_barrier(
+            X, y, Y, swa, has_sw, perm, ws.B, int(step0), int(state.t), state.params,
+            state.grads, ws.par_grads, ws.par_lsums, ws.par_out, ws.par_bar, state.velocity,
+            state.m, state.v, state.offsets, ws.sizes, ws.hoff, *common, ws.Xb, ws.Hb, ws.Ab,
+            ws.Mb, ws.Zb, ws.Db, *hyper)
+        data, pen, n_steps, status = ws.par_out
+    else:
+        # Fewer Numba threads than workers: a fork and join per batch (no barrier).
+        data, pen, n_steps, status = _sync_epoch(
+            X, y, Y, swa, has_sw, perm, ws.B, int(step0), int(state.t), state.params,
+            state.grads, ws.par_grads, ws.par_lsums, state.velocity, state.m, state.v,
+            state.offsets, ws.sizes, ws.hoff, *common, ws.Xb, ws.Hb, ws.Ab, ws.Mb, ws.Zb,
+            ws.Db, *hyper)
     if status == 2:
-        raise ZeroDivisionError(f"batch {n_steps} of the epoch has zero total sample weight")
+        raise ZeroDivisionError(f"batch {int(n_steps)} of the epoch has zero total sample "
+                                "weight")
     return float(data), float(pen), int(n_steps), int(status)
