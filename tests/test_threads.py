@@ -248,3 +248,27 @@ def test_blas_mode_runs_the_serial_epoch_with_blas_threads(rng):
         out.append(net.params.copy())
     # OpenBLAS may pick other kernels with 2 threads: equal up to the GEMM's rounding.
     assert _rel(out[1], out[0]) <= 1e-12
+
+
+@needs_2_cores
+def test_numba_sync_without_enough_threads_falls_back_to_the_same_result(rng):
+    # Fewer Numba threads than slices: a fork/join per batch instead of the barrier loop.
+    import numba
+
+    X, y = _task(rng)
+    out = []
+    for numba_threads in (2, 1):
+        net = nf.MLP((X.shape[1], 16, 8, 3), random_state=0, dtype=X.dtype)
+        cfg = loop.make_config(net, batch_size=33, n_samples=len(X), dropout=0.2, l2=1e-2,
+                               seed=3, n_threads=2)
+        state = TrainState(net, cfg)
+        perm = np.random.default_rng(1).permutation(len(X)).astype(np.int64)
+        saved = numba.get_num_threads()
+        numba.set_num_threads(numba_threads)
+        try:
+            r = numba_parallel.run_epoch_parallel(cfg, state, X, y, None, perm, 0.1, 0)
+        finally:
+            numba.set_num_threads(saved)
+        out.append((r, net.params.copy()))
+    assert out[0][0] == out[1][0]
+    np.testing.assert_array_equal(out[0][1], out[1][1])

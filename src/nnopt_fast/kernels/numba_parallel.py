@@ -6,7 +6,6 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import _cython
 from . import numba_backend as nb_
 from ._numba_config import FASTMATH, choose_cache_dir
 from .reference import ACTIVATIONS, OPTIMIZERS, OUTPUTS
@@ -20,13 +19,18 @@ _ALIGN_BYTES = 128
 # The spin-then-yield barrier of csrc/nn_parallel.c (built into the Cython extension):
 # a barrier per batch inside one parallel loop per epoch, instead of a fork and join of
 # Numba's OpenMP pool per batch, whose spinning join was ~50x slower on a loaded machine.
-_lib = ctypes.CDLL(_cython.__file__)
-_bar_set_team = _lib.nn_bar_set_team
-_bar_set_team.argtypes = [ctypes.c_void_p, ctypes.c_int]
-_bar_set_team.restype = None
-_bar_wait = _lib.nn_bar_wait
-_bar_wait.argtypes = [ctypes.c_void_p]
-_bar_wait.restype = None
+try:
+    from . import _cython
+except ImportError:  # pragma: no cover - a build without the extension
+    _cython = None
+if _cython is not None:
+    _lib = ctypes.CDLL(_cython.__file__)
+    _bar_set_team = _lib.nn_bar_set_team
+    _bar_set_team.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    _bar_set_team.restype = None
+    _bar_wait = _lib.nn_bar_wait
+    _bar_wait.argtypes = [ctypes.c_void_p]
+    _bar_wait.restype = None
 
 _pjit = numba.njit(parallel=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy",
                    cache=choose_cache_dir(__file__)[0])
@@ -291,7 +295,7 @@ def run_epoch_parallel(cfg, state, X, T, sw, perm, lr, step0):
         acc = ws.par_acc[:, :3].sum(axis=0)
         status = int(ws.par_status.max())
         return float(acc[0]), float(acc[1]), int(acc[2]), status
-    if numba.get_num_threads() >= n_threads:
+    if _cython is not None and numba.get_num_threads() >= n_threads:
         ws.par_out[...] = 0.0
         ws.par_bar[...] = 0
         ws.par_bar[2] = n_threads
@@ -302,7 +306,8 @@ def run_epoch_parallel(cfg, state, X, T, sw, perm, lr, step0):
             ws.Mb, ws.Zb, ws.Db, *hyper)
         data, pen, n_steps, status = ws.par_out
     else:
-        # Fewer Numba threads than workers: a fork and join per batch (no barrier).
+        # No barrier (no extension) or fewer Numba threads than workers, with which the
+        # barrier would never open: a fork and join per batch.
         data, pen, n_steps, status = _sync_epoch(
             X, y, Y, swa, has_sw, perm, ws.B, int(step0), int(state.t), state.params,
             state.grads, ws.par_grads, ws.par_lsums, state.velocity, state.m, state.v,
