@@ -53,6 +53,22 @@ class _Forced:
         return False
 
 
+class _OneThread:
+    """Everything on one thread: BLAS limited to 1."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def __enter__(self):
+        self._blas = threadpool_limits(limits=1, user_api="blas")
+        self._blas.__enter__()
+        return self.cfg
+
+    def __exit__(self, *exc):
+        self._blas.__exit__(*exc)
+        return False
+
+
 class Run:
     """One (workload, backend, threads, mode) configuration with its own model and state."""
 
@@ -71,7 +87,14 @@ class Run:
 
     def epoch(self):
         perm = self.rng.permutation(len(self.X)).astype(np.int64)
-        ctx = _Forced(self.cfg) if self.forced else thread_budget(self.cfg, self.be)
+        if self.cfg.n_threads == 1:
+            # The 1-thread baseline is one thread in total: BLAS limited too (nf.train
+            # with n_threads=1 leaves BLAS at the process's setting).
+            ctx = _OneThread(self.cfg)
+        elif self.forced:
+            ctx = _Forced(self.cfg)
+        else:
+            ctx = thread_budget(self.cfg, self.be)
         with ctx as cfg:
             t0 = time.perf_counter()
             _, _, n_steps, status = self.be.run_epoch(cfg, self.state, self.X, self.y, None,
