@@ -67,12 +67,14 @@ def choose_mode(cfg, backend_name=None):
     Returns
     -------
     {"serial", "data", "blas"}
-        ``"serial"``: the serial epoch, BLAS left as the process set it. ``"data"``: the backend's
-        multithreaded epoch (sync or Hogwild) with BLAS single-threaded inside it.
+        ``"serial"``: the serial epoch, BLAS left as the process set it.
+        ``"data"``: the backend's multithreaded epoch (sync or Hogwild) with BLAS
+        single-threaded inside it.
         ``"blas"``: a sync run whose per-step GEMMs are large (batch rows x weights >=
         :data:`BLAS_WORK_THRESHOLD`): the serial epoch with ``n_threads`` BLAS threads,
-        which computes the serial result up to the rounding of BLAS's threaded GEMMs; also any run of a backend without a
-        multithreaded epoch (the NumPy reference). Otherwise Hogwild is ``"data"``.
+        which computes the serial result up to the rounding of BLAS's threaded GEMMs;
+        also any run of a backend without a multithreaded epoch (the NumPy reference).
+        Otherwise Hogwild is ``"data"``.
     """
     if cfg.n_threads <= 1:
         return "serial"
@@ -98,8 +100,8 @@ def thread_budget(cfg, backend=None):
     Inside: BLAS (every loaded OpenBLAS/MKL/BLIS, via threadpoolctl) gets ``n_threads``
     threads in ``"blas"`` mode and 1 in ``"data"`` mode, so BLAS workers never compete with
     the epoch's OpenMP or Numba threads; Numba (if loaded) gets ``n_threads`` in ``"data"``
-    mode. ``"serial"`` (``n_threads=1``) changes nothing: BLAS keeps the process's setting. The yielded
-    config has ``n_threads=1`` in ``"blas"`` mode (the backend runs its serial epoch).
+    mode. ``"serial"`` (``n_threads=1``) changes nothing: BLAS keeps the process's
+    setting. The yielded config has ``n_threads=1`` in ``"blas"`` mode (the backend runs its serial epoch).
     Both settings are restored on exit, also when the body raises.
 
     Parameters
