@@ -101,8 +101,8 @@ def thread_budget(cfg, backend=None):
     threads in ``"blas"`` mode and 1 in ``"data"`` mode, so BLAS workers never compete with
     the epoch's OpenMP or Numba threads; Numba (if loaded) gets ``n_threads`` in ``"data"``
     mode. ``"serial"`` (``n_threads=1``) changes nothing: BLAS keeps the process's
-    setting. The yielded config has ``n_threads=1`` in ``"blas"`` mode (the backend runs its serial epoch).
-    Both settings are restored on exit, also when the body raises.
+    setting. The yielded config has ``n_threads=1`` in ``"blas"`` mode (the backend runs
+    its serial epoch). Both settings are restored on exit, also when the body raises.
 
     Parameters
     ----------
