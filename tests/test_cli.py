@@ -221,10 +221,10 @@ def test_help_and_version(capsys):
 # the diagnose hook
 # ---------------------------------------------------------------------------
 def test_diagnose_without_its_module_is_a_clear_error(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "DIAGNOSE_MODULE", "nnopt_fast.diagnose._not_there")
+    monkeypatch.setattr(cli, "DIAGNOSE_MODULE", "nnopt_fast.diagnosis._not_there")
     status, out, err = run(capsys, "diagnose", "--anything")
     assert_one_line_error(status, out, err, "diagnose: not available",
-                          "nnopt_fast.diagnose._not_there")
+                          "nnopt_fast.diagnosis._not_there")
 
 
 def test_diagnose_delegates_to_its_module(capsys, monkeypatch):

@@ -1,4 +1,4 @@
-"""Tests of nnopt_fast.diagnose: decomposition, curves, advice, plots and the diagnose command."""
+"""Tests of nnopt_fast.diagnosis: decomposition, curves, advice, plots and the diagnose command."""
 
 import io
 import os
@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import nnopt_fast as nf
-from nnopt_fast.diagnose import bias_variance_curve, decomposition
+from nnopt_fast.diagnosis import bias_variance_curve, decomposition
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -349,7 +349,7 @@ def test_figures(rng):
     import matplotlib  # noqa: F401  (in the test extra: a missing install fails)
     from matplotlib.figure import Figure
 
-    from nnopt_fast.diagnose import (
+    from nnopt_fast.diagnosis import (
         plot_bias_variance_curve,
         plot_learning_curve,
         plot_validation_curve,
@@ -375,7 +375,7 @@ def test_figures(rng):
 def test_figures_without_matplotlib(monkeypatch, rng):
     import sys
 
-    from nnopt_fast.diagnose import plot_learning_curve
+    from nnopt_fast.diagnosis import plot_learning_curve
 
     X, y = _regression(rng, 20)
     lc = nf.learning_curve(DummyRegressor(), X, y, train_sizes=[1.0], cv=2)

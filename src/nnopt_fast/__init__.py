@@ -17,10 +17,10 @@ _LAZY = {
     "FitDivergenceError": ".estimators",
     "load": "._serialization",
     "ModelFileError": "._serialization",
-    "bias_variance": ".diagnose",
-    "learning_curve": ".diagnose",
-    "validation_curve": ".diagnose",
-    "diagnose": ".diagnose",
+    "bias_variance": ".diagnosis",
+    "learning_curve": ".diagnosis",
+    "validation_curve": ".diagnosis",
+    "diagnose": ".diagnosis",
 }
 
 __all__ = ["MLP", "train", "History", "DivergenceError", "backends", "__version__", *_LAZY]

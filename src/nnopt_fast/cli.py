@@ -129,12 +129,12 @@ def _add_train_parser(sub):
 
 
 # ---------------------------------------------------------------------------
-# hook for the diagnose subcommand, provided by nnopt_fast.diagnose.cli
+# hook for the diagnose subcommand, provided by nnopt_fast.diagnosis.cli
 # ---------------------------------------------------------------------------
 #: The module that implements ``nnopt-fast diagnose``: it defines
 #: ``add_arguments(parser)`` (adds its options to an argparse parser) and ``run(args)``
 #: (returns an exit status, or None for 0). It is imported only when the command runs.
-DIAGNOSE_MODULE = "nnopt_fast.diagnose.cli"
+DIAGNOSE_MODULE = "nnopt_fast.diagnosis.cli"
 
 
 def _add_diagnose_parser(sub):

@@ -200,7 +200,7 @@ def run(args):
 
 
 def main(argv=None):
-    """Run ``diagnose`` on its own: ``python -m nnopt_fast.diagnose.cli --out DIR``."""
+    """Run ``diagnose`` on its own: ``python -m nnopt_fast.diagnosis.cli --out DIR``."""
     parser = add_arguments(argparse.ArgumentParser(prog="nnopt-fast diagnose"))
     args = parser.parse_args(argv)
     try:
