@@ -1,6 +1,7 @@
 """The kernel registry: one place that chooses a backend by name."""
 
 import importlib
+import warnings
 
 from . import reference
 
@@ -49,6 +50,8 @@ def get_backend(name="auto"):
         for cand in BACKENDS:
             mod, _ = _load(cand)
             if mod is not None:
+                if cand != BACKENDS[0]:
+                    _warn_fallback(cand)
                 return mod
     if name not in _MODULES:
         raise ValueError(f"backend must be one of {['auto', *BACKENDS]}, got {name!r}")
@@ -56,6 +59,21 @@ def get_backend(name="auto"):
     if mod is None:
         raise RuntimeError(f"backend {name!r} is not available: {why}")
     return mod
+
+
+_warned = set()
+
+
+def _warn_fallback(used):
+    """Say once per process that ``backend="auto"`` runs without the compiled extension."""
+    if used not in _warned:
+        _warned.add(used)
+        warnings.warn(
+            f"nnopt_fast's compiled extension is not available ({_cache['cython'][1]}); "
+            f"backend='auto' uses the slower {used!r} backend",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def backends():
