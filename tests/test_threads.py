@@ -272,3 +272,13 @@ def test_numba_sync_without_enough_threads_falls_back_to_the_same_result(rng):
         out.append((r, net.params.copy()))
     assert out[0][0] == out[1][0]
     np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+def test_one_thread_limits_blas_inside_and_restores(rng):
+    X, y = _task(rng, n=60)
+    before = _blas_threads()
+    seen = []
+    nf.train(nf.MLP((12, 4, 3)), X, y, epochs=1, backend="cython", n_threads=1,
+             callbacks=[lambda net, hist: seen.append(_blas_threads())])
+    assert seen == [[1] * len(before)]
+    assert _blas_threads() == before

@@ -67,7 +67,7 @@ def choose_mode(cfg, backend_name=None):
     Returns
     -------
     {"serial", "data", "blas"}
-        ``"serial"``: the serial epoch, BLAS left as the process set it.
+        ``"serial"``: the serial epoch, BLAS single-threaded.
         ``"data"``: the backend's multithreaded epoch (sync or Hogwild) with BLAS
         single-threaded inside it.
         ``"blas"``: a sync run whose per-step GEMMs are large (batch rows x weights >=
@@ -98,11 +98,12 @@ def thread_budget(cfg, backend=None):
     """Hold the thread budget of one training run; yields the config the backend runs.
 
     Inside: BLAS (every loaded OpenBLAS/MKL/BLIS, via threadpoolctl) gets ``n_threads``
-    threads in ``"blas"`` mode and 1 in ``"data"`` mode, so BLAS workers never compete with
-    the epoch's OpenMP or Numba threads; Numba (if loaded) gets ``n_threads`` in ``"data"``
-    mode. ``"serial"`` (``n_threads=1``) changes nothing: BLAS keeps the process's
-    setting. The yielded config has ``n_threads=1`` in ``"blas"`` mode (the backend runs
-    its serial epoch). Both settings are restored on exit, also when the body raises.
+    threads in ``"blas"`` mode and 1 otherwise, so BLAS workers never compete with the
+    epoch's OpenMP or Numba threads, and ``n_threads=1`` really is one thread (OpenBLAS's
+    default of all cores made W2's serial epoch 6x slower on a busy machine); Numba (if
+    loaded) gets ``n_threads`` in ``"data"`` mode. The yielded config has ``n_threads=1``
+    in ``"blas"`` mode (the backend runs its serial epoch). Both settings are restored on
+    exit, also when the body raises.
 
     Parameters
     ----------
@@ -115,11 +116,6 @@ def thread_budget(cfg, backend=None):
     TrainConfig
     """
     mode = choose_mode(cfg, getattr(backend, "BACKEND_NAME", None))
-    if mode == "serial":
-        # No thread of ours to protect: BLAS keeps the process's setting, and the run pays
-        # nothing for threadpoolctl (its first call inspects every loaded library, ~20 ms).
-        yield cfg
-        return
     n = int(cfg.n_threads)
     run_cfg = dataclasses.replace(cfg, n_threads=1) if mode == "blas" else cfg
     saved = _numba_threads()
