@@ -629,3 +629,11 @@ def test_activation_error_bound_on_a_dense_grid(backend, dtype, activation):
     assert err[i] <= ACTIVATION_ATOL[dt], (
         f"{activation} error {err[i]:.3g} at x = {A[i, 0]!r}: got {got[i, 0]!r}, "
         f"NumPy {want[i, 0]!r}")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_backend_exposes_every_reference_kernel(backend):
+    be = require_backend(backend)
+    missing = [name for name in ref.KERNELS if not callable(getattr(be, name, None))]
+    assert missing == []
+    assert set(ref.KERNELS) <= set(be.__all__)

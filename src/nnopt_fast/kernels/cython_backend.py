@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import reference as _ref
-from .reference import ACTIVATIONS, OPTIMIZERS, OUTPUTS, dropout_threshold
+from .reference import ACTIVATIONS, KERNELS, OPTIMIZERS, OUTPUTS, dropout_threshold
 
 try:
     from . import _cython
@@ -16,32 +16,8 @@ except ImportError as exc:  # pragma: no cover - depends on how the package was 
         f"compiler, Cython and NumPy available ({exc})"
     ) from exc
 
-__all__ = [
-    "BACKEND_NAME",
-    "backend_info",
-    "dense_forward",
-    "activation_backward",
-    "dropout_mask",
-    "softmax_cross_entropy",
-    "logistic_cross_entropy",
-    "squared_error",
-    "output_loss",
-    "dense_backward",
-    "inplace_l2_grad",
-    "inplace_l1_subgradient",
-    "l2_decay_step",
-    "l1_prox_step",
-    "sgd_step",
-    "momentum_step",
-    "nesterov_step",
-    "adam_step",
-    "penalty",
-    "dropout_threshold",
-    "run_epoch",
-    "ACTIVATIONS",
-    "OUTPUTS",
-    "OPTIMIZERS",
-]
+__all__ = ["BACKEND_NAME", "backend_info", "ACTIVATIONS", "OUTPUTS", "OPTIMIZERS",
+           *KERNELS]
 
 #: Name of this backend in the registry.
 BACKEND_NAME = "cython"

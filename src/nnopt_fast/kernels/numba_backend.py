@@ -9,32 +9,9 @@ from numba.extending import overload
 
 from . import reference as ref
 from ._numba_config import FASTMATH, cache_info, jit
-from .reference import ACTIVATIONS, OPTIMIZERS, OUTPUTS, dropout_threshold
+from .reference import ACTIVATIONS, KERNELS, OPTIMIZERS, OUTPUTS, dropout_threshold
 
-__all__ = [
-    "BACKEND_NAME",
-    "backend_info",
-    "dense_forward",
-    "activation_backward",
-    "dropout_mask",
-    "softmax_cross_entropy",
-    "logistic_cross_entropy",
-    "squared_error",
-    "output_loss",
-    "dense_backward",
-    "inplace_l2_grad",
-    "inplace_l1_subgradient",
-    "l2_decay_step",
-    "l1_prox_step",
-    "sgd_step",
-    "momentum_step",
-    "nesterov_step",
-    "adam_step",
-    "penalty",
-    "dropout_threshold",
-    "fast_tanh",
-    "run_epoch",
-]
+__all__ = ["BACKEND_NAME", "backend_info", "fast_tanh", *KERNELS]
 
 #: Name of this backend in the registry.
 BACKEND_NAME = "numba"

@@ -2,10 +2,8 @@
 
 import numpy as np
 
-__all__ = [
-    "ACTIVATIONS",
-    "OUTPUTS",
-    "OPTIMIZERS",
+#: The kernels every backend exposes with these names, signatures and semantics.
+KERNELS = (
     "dense_forward",
     "activation_backward",
     "dropout_mask",
@@ -25,7 +23,9 @@ __all__ = [
     "penalty",
     "dropout_threshold",
     "run_epoch",
-]
+)
+
+__all__ = ["ACTIVATIONS", "OUTPUTS", "OPTIMIZERS", "KERNELS", *KERNELS]
 
 #: Hidden activations, by name and by the integer code compiled backends use.
 ACTIVATIONS = {"identity": 0, "tanh": 1, "relu": 2, "logistic": 3}
