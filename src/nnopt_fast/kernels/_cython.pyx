@@ -212,53 +212,58 @@ cdef struct Plan:
 cdef int _forward_backward(const Plan *p, const floating *P, const floating *X,
                            const int64_t *y, const floating *Y, const floating *sw,
                            const int64_t *idx, Py_ssize_t nb, int64_t row0, int64_t step,
-                           floating *buf, double *lsum) noexcept nogil:
+                           floating *buf, Py_ssize_t roff, double *lsum) noexcept nogil:
     """Forward, loss gradient and backward deltas of ``nb`` rows ``X[idx]``.
 
-    The rows are rows ``row0 .. row0 + nb`` of the batch (they key the dropout masks), so
-    a thread can run this on a slice of the batch with its own ``buf``. Leaves
-    ``D_l`` (unscaled, sample-weighted deltas) and ``A_{l-1}`` in ``buf`` for the weight
-    gradients. Returns 1 (and skips the backward pass) if the loss is not finite.
+    The rows are rows ``row0 .. row0 + nb`` of the batch (they key the dropout masks).
+    Each matrix of ``buf`` is used from its row ``roff`` on: the data-parallel epoch
+    runs its slices into one batch-sized workspace (``roff = row0``), so that the weight
+    gradient is one GEMM over the whole batch. Leaves ``D_l`` (unscaled,
+    sample-weighted deltas) and ``A_{l-1}`` in ``buf`` for the weight gradients.
+    Returns 1 (and skips the backward pass) if the loss is not finite.
     """
     cdef Py_ssize_t L = p.n_layers, l, n_in, n_out
     cdef const int64_t *bo = p.boff
+    cdef const int64_t *sz = p.sizes
     cdef floating *H
     cdef floating *D
     cdef const floating *W
     if floating is float:
-        nn_gather_rows_f32(buf + bo[0], X, idx, nb, p.sizes[0])
+        nn_gather_rows_f32(buf + bo[0] + roff * sz[0], X, idx, nb, sz[0])
     else:
-        nn_gather_rows_f64(buf + bo[0], X, idx, nb, p.sizes[0])
+        nn_gather_rows_f64(buf + bo[0] + roff * sz[0], X, idx, nb, sz[0])
     for l in range(1, L + 1):
-        n_in = p.sizes[l - 1]
-        n_out = p.sizes[l]
+        n_in = sz[l - 1]
+        n_out = sz[l]
         W = P + p.poff[2 * (l - 1)]
-        H = buf + bo[4 * l + 1]
+        H = buf + bo[4 * l + 1] + roff * n_out
         _rgemm(False, False, <int>nb, <int>n_out, <int>n_in, <floating>1.0,
-               buf + bo[4 * (l - 1)], <int>n_in, W, <int>n_out, <floating>0.0, H, <int>n_out)
+               buf + bo[4 * (l - 1)] + roff * n_in, <int>n_in, W, <int>n_out,
+               <floating>0.0, H, <int>n_out)
         if l == L:
             break
         if bo[4 * l + 2] >= 0:  # layer l has a dropout mask
-            _bias_act_dropout(H, buf + bo[4 * l], buf + bo[4 * l + 2], P + p.poff[2 * l - 1],
+            _bias_act_dropout(H, buf + bo[4 * l] + roff * n_out,
+                              buf + bo[4 * l + 2] + roff * n_out, P + p.poff[2 * l - 1],
                               nb, n_out, p.act, nn_dropout_key(p.seed, l, step), row0,
                               p.thr[l], <floating>p.keep_inv[l])
         else:
             _bias_act(H, P + p.poff[2 * l - 1], nb, n_out, p.act)
     # The output bias is added inside the loss pass; dZ overwrites Z.
-    D = buf + bo[4 * L + 3]
-    lsum[0] = _loss(p.out, D, D, P + p.poff[2 * L - 1], y, Y, idx, sw, nb, p.sizes[L])
+    D = buf + bo[4 * L + 3] + roff * sz[L]
+    lsum[0] = _loss(p.out, D, D, P + p.poff[2 * L - 1], y, Y, idx, sw, nb, sz[L])
     if not isfinite(lsum[0]):
         return 1
     for l in range(L, 1, -1):
-        n_in = p.sizes[l - 1]
-        n_out = p.sizes[l]
-        D = buf + bo[4 * (l - 1) + 3]
+        n_in = sz[l - 1]
+        n_out = sz[l]
+        D = buf + bo[4 * (l - 1) + 3] + roff * n_in
         _rgemm(False, True, <int>nb, <int>n_in, <int>n_out, <floating>1.0,
-               buf + bo[4 * l + 3], <int>n_out, P + p.poff[2 * (l - 1)], <int>n_out,
-               <floating>0.0, D, <int>n_in)
-        _act_backward(D, D, buf + bo[4 * (l - 1) + 1],
-                      buf + bo[4 * (l - 1) + 2] if bo[4 * (l - 1) + 2] >= 0 else NULL,
-                      nb * n_in, p.act)
+               buf + bo[4 * l + 3] + roff * n_out, <int>n_out, P + p.poff[2 * (l - 1)],
+               <int>n_out, <floating>0.0, D, <int>n_in)
+        _act_backward(D, D, buf + bo[4 * (l - 1) + 1] + roff * n_in,
+                      buf + bo[4 * (l - 1) + 2] + roff * n_in if bo[4 * (l - 1) + 2] >= 0
+                      else NULL, nb * n_in, p.act)
     return 0
 
 
@@ -365,7 +370,7 @@ cdef int _epoch(const Plan *p, floating *P, floating *G, floating *V, floating *
         idx = perm + start
         if start + nb < n_perm:
             _prefetch_batch(p, X, y, Y, sw, idx + nb, min(p.batch, n_perm - start - nb))
-        if _forward_backward(p, P, X, y, Y, sw, idx, nb, 0, step0 + k, buf, &lsum):
+        if _forward_backward(p, P, X, y, Y, sw, idx, nb, 0, step0 + k, buf, 0, &lsum):
             return 1
         if sw:
             S = 0.0

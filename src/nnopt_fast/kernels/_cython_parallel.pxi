@@ -1,5 +1,6 @@
-# Included at the end of _cython.pyx: uses its Plan, _forward_backward, _weight_grads,
-# _update, _fused_sgd_update, _optimizer, _l1_prox and _penalty.
+# Included at the end of _cython.pyx: uses its Plan, _rgemm, _forward_backward,
+# _weight_grads, _update, _fused_sgd_update, _colsum, _optimizer, _l1_prox, _penalty,
+# _penalty_sums and _prefetch_batch.
 """Multithreaded epochs: deterministic data-parallel mini-batches ("sync") and Hogwild."""
 
 from cython.parallel cimport parallel
@@ -21,65 +22,88 @@ cdef enum:
     PAR_ALIGN_BYTES = 128
     # doubles per slot of the shared scalar table (128 bytes each)
     PAR_SLOT = 16
-    # elements per reduce-then-update block (8 or 16 KB: fits L1 with its operands)
-    PAR_BLOCK = 2048
+
+
+cdef inline Py_ssize_t _cut(Py_ssize_t n, int s, int n_parts, Py_ssize_t grain) noexcept nogil:
+    """Start of part ``s`` of ``n`` items cut into ``n_parts``, on a multiple of ``grain``
+    items when every part still gets at least one grain."""
+    cdef Py_ssize_t q = n * s // n_parts
+    if s >= n_parts:
+        return n
+    if n >= grain * n_parts:
+        q = q // grain * grain
+    return q
 
 
 cdef inline bint _slice_rows(Py_ssize_t nb, int s, int n_slices, Py_ssize_t *r0,
                              Py_ssize_t *r1) noexcept nogil:
-    """Rows ``r0:r1`` of slice ``s`` of an ``nb``-row batch; False if the slice is empty."""
-    r0[0] = nb * s // n_slices
-    r1[0] = nb * (s + 1) // n_slices
+    """Rows ``r0:r1`` of slice ``s`` of an ``nb``-row batch; False if the slice is empty.
+
+    Cuts fall on multiples of 16 rows when the batch allows it: slices of a row-major
+    matrix of any width then meet on a cache-line boundary (16 rows x 4 bytes = 64).
+    """
+    r0[0] = _cut(nb, s, n_slices, 16)
+    r1[0] = _cut(nb, s + 1, n_slices, 16)
     return r1[0] > r0[0]
 
 
-cdef void _reduce_update_range(const Plan *p, floating *P, floating *G, floating *V,
-                               floating *Mo, floating *Vo, const floating *gbufs,
-                               Py_ssize_t gstride, int n_slices, Py_ssize_t nb,
-                               Py_ssize_t off, Py_ssize_t n, int tid, int nt, bint weight,
-                               double lr, double c2, double c1, double lr_t, double *s2,
-                               double *s1) noexcept nogil:
-    """This thread's chunk of one parameter segment: ``G = sum_s G_s`` (slices in order
-    0..n_slices-1), then the optimizer step and the proximal L1 of the serial loop.
+cdef inline Py_ssize_t _row_grain(Py_ssize_t n_cols, Py_ssize_t itemsize) noexcept nogil:
+    """Fewest rows of ``n_cols`` items spanning a multiple of 128 bytes."""
+    cdef Py_ssize_t a = n_cols * itemsize, b = PAR_ALIGN_BYTES, t
+    while b:
+        t = a % b
+        a = b
+        b = t
+    return PAR_ALIGN_BYTES // a
 
-    The step is elementwise, so cutting a segment into chunks changes no result; chunks
-    are multiples of 32 elements so two threads never write the same cache line of ``P``.
-    With ``s2`` not NULL, adds ``sum W^2`` and ``sum |W|`` of the chunk's weights before
-    the step (the penalty of the batch), read while the block is in L1 anyway.
+
+cdef void _chunk_update(const Plan *p, floating *P, floating *G, floating *V, floating *Mo,
+                        floating *Vo, const floating *buf, Py_ssize_t nb, Py_ssize_t l,
+                        Py_ssize_t i0, Py_ssize_t i1, double lr, double c2, double c1,
+                        double lr_t, double scale, double *s2, double *s1) noexcept nogil:
+    """Weight gradient and optimizer step of rows ``i0:i1`` of ``W_l`` (layer l >= 1).
+
+    ``dW_l[i0:i1] = scale A_{l-1}[:, i0:i1]^T D_l`` is one GEMM over the whole batch (the
+    slices' rows in batch order), so a chunk is the serial step restricted to its rows:
+    the update is elementwise. Plain SGD folds the update into the GEMM as the serial
+    loop does. With ``s2`` not NULL, adds ``sum W^2`` and ``sum |W|`` of the chunk before
+    the step (its share of the batch's penalty).
     """
-    cdef Py_ssize_t per = ((n + nt - 1) // nt + 31) // 32 * 32
-    cdef Py_ssize_t lo = tid * per, hi, j, r0, r1, b0, m
-    cdef int s
-    cdef bint first
-    cdef floating *g
-    cdef const floating *gs
-    hi = min(n, lo + per)
-    # Block by block, so the summed gradient is still in L1 when the optimizer reads it.
-    b0 = lo
-    while b0 < hi:
-        m = min(PAR_BLOCK, hi - b0)
-        g = G + off + b0
-        first = True
-        for s in range(n_slices):
-            if not _slice_rows(nb, s, n_slices, &r0, &r1):
-                continue
-            gs = gbufs + s * gstride + off + b0
-            if first:
-                for j in range(m):
-                    g[j] = gs[j]
-                first = False
-            else:
-                for j in range(m):
-                    g[j] = g[j] + gs[j]
-        if weight and s2:
-            _penalty_sums(P + off + b0, m, s2, s1)
-        _optimizer(p.opt, P + off + b0, g, V + off + b0 if V else NULL,
-                   Mo + off + b0 if Mo else NULL, Vo + off + b0 if Vo else NULL, m, lr,
-                   c2 if weight else 0.0, c1 if (weight and p.subgrad) else 0.0, p.mu, p.b1,
-                   p.b2, lr_t, p.eps)
-        if weight and p.prox and c1 != 0.0:
-            _l1_prox(P + off + b0, m, <floating>(lr * c1))
-        b0 += m
+    cdef const int64_t *bo = p.boff
+    cdef Py_ssize_t n_in = p.sizes[l - 1], n_out = p.sizes[l], m = i1 - i0
+    cdef Py_ssize_t off = p.poff[2 * (l - 1)] + i0 * n_out
+    cdef const floating *A = buf + bo[4 * (l - 1)] + i0
+    cdef const floating *D = buf + bo[4 * l + 3]
+    if m <= 0:
+        return
+    if s2:
+        _penalty_sums(P + off, m * n_out, s2, s1)
+    if p.fused_sgd:
+        _rgemm(True, False, <int>m, <int>n_out, <int>nb, <floating>(-lr * scale), A,
+               <int>n_in, D, <int>n_out, <floating>(1.0 - lr * c2), P + off, <int>n_out)
+    else:
+        _rgemm(True, False, <int>m, <int>n_out, <int>nb, <floating>scale, A, <int>n_in, D,
+               <int>n_out, <floating>0.0, G + off, <int>n_out)
+        _optimizer(p.opt, P + off, G + off, V + off if V else NULL, Mo + off if Mo else NULL,
+                   Vo + off if Vo else NULL, m * n_out, lr, c2, c1 if p.subgrad else 0.0,
+                   p.mu, p.b1, p.b2, lr_t, p.eps)
+    if p.prox and c1 != 0.0:
+        _l1_prox(P + off, m * n_out, <floating>(lr * c1))
+
+
+cdef void _bias_update(const Plan *p, floating *P, floating *G, floating *V, floating *Mo,
+                       floating *Vo, const floating *buf, Py_ssize_t nb, Py_ssize_t l,
+                       double lr, double lr_t, double scale) noexcept nogil:
+    """Gradient (column sums of ``D_l`` over the whole batch) and step of bias ``b_l``."""
+    cdef Py_ssize_t ob = p.poff[2 * l - 1], n_out = p.sizes[l]
+    _colsum(G + ob, buf + p.boff[4 * l + 3], nb, n_out, <floating>scale)
+    if p.fused_sgd:
+        _optimizer(OPT_SGD, P + ob, G + ob, <floating *>NULL, <floating *>NULL,
+                   <floating *>NULL, n_out, lr, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    else:
+        _optimizer(p.opt, P + ob, G + ob, V + ob if V else NULL, Mo + ob if Mo else NULL,
+                   Vo + ob if Vo else NULL, n_out, lr, 0.0, 0.0, p.mu, p.b1, p.b2, lr_t,
+                   p.eps)
 
 
 cdef double _batch_S(const floating *sw, const int64_t *idx, Py_ssize_t nb) noexcept nogil:
@@ -94,25 +118,35 @@ cdef double _batch_S(const floating *sw, const int64_t *idx, Py_ssize_t nb) noex
 
 
 cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, floating *Mo,
-                       floating *Vo, floating *bufs, Py_ssize_t bstride, floating *gbufs,
-                       Py_ssize_t gstride, int n_slices, const floating *X, const int64_t *y,
-                       const floating *Y, const floating *sw, const int64_t *perm,
-                       Py_ssize_t n_perm, double lr, int64_t step0, int64_t t0,
-                       double *shared, int *status, nn_barrier *bar) noexcept nogil:
+                       floating *Vo, floating *buf, int n_slices, const floating *X,
+                       const int64_t *y, const floating *Y, const floating *sw,
+                       const int64_t *perm, Py_ssize_t n_perm, double lr, int64_t step0,
+                       int64_t t0, double *shared, int *status, nn_barrier *bar) noexcept nogil:
     """One thread of the data-parallel epoch; every thread of the team runs it.
 
-    Per batch: (1) slice ``s`` (rows ``nb s / n`` to ``nb (s+1) / n``; thread ``tid`` runs
-    slices tid, tid + team, ...) runs forward and backward with its row offset (the
-    dropout masks are those of the serial loop) and writes ``A_s^T D_s / S`` into its own
-    gradient buffer, ``S`` being the weight of the whole batch; thread 0 also takes the
-    penalty of the weights before the step. Barrier. (2) Every thread sums the slice
-    losses in slice order (so all agree on divergence), then reduces and updates its own
-    chunk of every parameter segment. Barrier. The slice layout depends only on
-    ``n_slices`` (= n_threads), not on the team OpenMP gave, so results are reproducible.
+    Per batch, two phases split by barriers:
+
+    1. Slice ``s`` of the batch (rows ``nb s / n`` to ``nb (s+1) / n``; thread ``tid``
+       runs slices tid, tid + team, ...) runs forward and backward with its row offset
+       (the dropout masks are those of the serial loop), into its own rows of the
+       batch-sized workspace ``buf``: activations ``A_{l-1}`` and deltas ``D_l``.
+    2. Every thread sums the slice losses in slice order (so all agree on divergence);
+       then chunk ``c`` of the rows of each weight matrix (same layout as the slices)
+       gets its gradient ``A_{l-1}[:, chunk]^T D_l / S`` over the whole batch -- the
+       slices' contributions reduced in batch order inside one GEMM, ``S`` being the
+       weight of the whole batch -- and its optimizer step; bias ``b_l`` goes to the
+       thread of chunk ``l mod n``.
+
+    Each thread thus writes only its own rows of the workspace and its own rows of the
+    weights (cuts on cache-line boundaries, see :func:`_slice_rows` and
+    :func:`_row_grain`), and no per-thread gradient copies exist: against copies and a
+    reduction pass, that saves writing and re-reading ``T`` gradient-sized buffers per
+    step. The layout depends only on ``n_slices`` (= n_threads), not on the team OpenMP
+    gave, so results are reproducible.
     The penalty loss is summed per thread (slot ``tid``, entry 1) while updating.
     """
-    cdef int tid = nn_par_thread_num(), nt = nn_par_team_size(), s, l
-    cdef Py_ssize_t start = 0, nb, r0, r1, k = 0, n_in, n_out
+    cdef int tid = nn_par_thread_num(), nt = nn_par_team_size(), s, l, c
+    cdef Py_ssize_t start = 0, nb, nb_next, r0, r1, k = 0, n_in, grain
     cdef const int64_t *idx
     cdef double S, d, c2, c1, lsum, ls, s2, s1, lr_t = 0.0
     cdef double *res = shared + PAR_SLOT * n_slices
@@ -131,10 +165,8 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
         while s < n_slices:
             ls = 0.0
             if _slice_rows(nb, s, n_slices, &r0, &r1):
-                if _forward_backward(p, P, X, y, Y, sw, idx + r0, r1 - r0, r0, step0 + k,
-                                     bufs + s * bstride, &ls) == 0:
-                    _weight_grads(p, bufs + s * bstride, r1 - r0, <floating>(1.0 / S),
-                                  gbufs + s * gstride)
+                _forward_backward(p, P, X, y, Y, sw, idx + r0, r1 - r0, r0, step0 + k, buf,
+                                  r0, &ls)
             shared[PAR_SLOT * s] = ls
             s += nt
         nn_bar_wait(bar)
@@ -149,20 +181,31 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
             return
         if tid == 0:
             res[0] += nb * (lsum / S)
+        # This thread's rows of the next batch start loading while it updates.
+        if start + nb < n_perm:
+            nb_next = min(p.batch, n_perm - start - nb)
+            s = tid
+            while s < n_slices:
+                if _slice_rows(nb_next, s, n_slices, &r0, &r1):
+                    _prefetch_batch(p, X, y, Y, sw, idx + nb + r0, r1 - r0)
+                s += nt
         s2 = 0.0
         s1 = 0.0
         if p.opt == OPT_ADAM:
             lr_t = lr * sqrt(1.0 - pow(p.b2, <double>(t0 + k + 1))) / (
                 1.0 - pow(p.b1, <double>(t0 + k + 1)))
-        for l in range(p.n_layers):
-            n_in = p.sizes[l]
-            n_out = p.sizes[l + 1]
-            _reduce_update_range(p, P, G, V, Mo, Vo, gbufs, gstride, n_slices, nb,
-                                 p.poff[2 * l], n_in * n_out, tid, nt, True, lr, c2, c1, lr_t,
-                                 &s2 if want_pen else NULL, &s1)
-            _reduce_update_range(p, P, G, V, Mo, Vo, gbufs, gstride, n_slices, nb,
-                                 p.poff[2 * l + 1], n_out, tid, nt, False, lr, c2, c1, lr_t,
-                                 NULL, NULL)
+        for l in range(1, p.n_layers + 1):
+            n_in = p.sizes[l - 1]
+            # Row chunks of W_l meet on 128-byte boundaries when there are rows enough.
+            grain = _row_grain(p.sizes[l], sizeof(floating))
+            c = tid
+            while c < n_slices:
+                _chunk_update(p, P, G, V, Mo, Vo, buf, nb, l, _cut(n_in, c, n_slices, grain),
+                              _cut(n_in, c + 1, n_slices, grain), lr, c2, c1, lr_t, 1.0 / S,
+                              &s2 if want_pen else NULL, &s1)
+                c += nt
+            if (l % n_slices) % nt == tid:
+                _bias_update(p, P, G, V, Mo, Vo, buf, nb, l, lr, lr_t, 1.0 / S)
         if want_pen:
             # This thread's share of the penalty (its chunks' weights before the step).
             shared[PAR_SLOT * tid + 1] += nb * (
@@ -211,7 +254,7 @@ cdef void _hogwild_worker(const Plan *p, floating *P, floating *V, floating *Mo,
         d = p.penalty_div if p.penalty_div > 0 else S
         c2 = p.l2 / d
         c1 = p.l1 / (2.0 * d)
-        if _forward_backward(p, P, X, y, Y, sw, idx, nb, 0, step0 + k, buf, &lsum):
+        if _forward_backward(p, P, X, y, Y, sw, idx, nb, 0, step0 + k, buf, 0, &lsum):
             (<volatile int *>status)[0] = 1
             return
         acc[0] += nb * (lsum / S)
@@ -300,8 +343,11 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
     _fill_plan(ws["plan"], &p)
     key = (n_threads, hogwild)
     if ws.get("par_key") != key:
-        ws["par_bufs"] = _padded_rows(n_threads, ws["buf"].shape[0], ws["dtype"])
-        ws["par_grads"] = _padded_rows(n_threads, params.shape[0], ws["dtype"])
+        # Hogwild: an activation and a gradient buffer per thread. Sync: the serial
+        # workspace, each thread using its own rows.
+        nbuf = n_threads if hogwild else 1
+        ws["par_bufs"] = _padded_rows(nbuf, ws["buf"].shape[0], ws["dtype"])
+        ws["par_grads"] = _padded_rows(nbuf, params.shape[0] if hogwild else 1, ws["dtype"])
         ws["par_shared"] = _padded_rows(1, PAR_SLOT * (n_threads + 1), _np.float64)[0]
         ws["par_key"] = key
     bufs = ws["par_bufs"]
@@ -332,9 +378,8 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
     nn_bar_init(&bar, n_threads)
     with nogil, parallel(num_threads=n_threads):
         _sync_worker(&p, &params[0], &grads[0], _data(velocity), _data(m), _data(v),
-                     &bufs[0, 0], bufs.shape[1], &gbufs[0, 0], gbufs.shape[1], n_threads,
-                     &X[0, 0], y, Y, swp, &perm[0], perm.shape[0], lr, step0, t0, &shared[0],
-                     &status, &bar)
+                     &bufs[0, 0], n_threads, &X[0, 0], y, Y, swp, &perm[0], perm.shape[0], lr,
+                     step0, t0, &shared[0], &status, &bar)
     for s in range(n_threads):
         pen += shared[PAR_SLOT * s + 1]
     s = PAR_SLOT * n_threads
