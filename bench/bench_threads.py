@@ -5,21 +5,21 @@ Run from the repository root::
     python bench/bench_threads.py --workloads W1,W2,W3 --threads 2 --rounds 5 --w3-rounds 2
 
 For each workload and compiled backend it times one epoch (after a warm-up epoch) of:
-serial with 1 thread; sync with N threads as ``nf.train`` runs it (the thread budget's
-rule picks data-parallel or threaded BLAS); sync data-parallel forced (to show the
-crossover the rule encodes); Hogwild. Runs are interleaved round-robin and the median
+serial with 1 thread (BLAS on 1 thread too); sync with N threads in each thread mode
+(``thread_mode="data"``: each batch split among the threads; ``"blas"``: the serial
+epoch with N BLAS threads), marking the one the thread budget's rule picks (what
+``nf.train`` runs by default); Hogwild. Runs are interleaved round-robin and the median
 is reported, since the machine may be shared.
 """
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import nnopt_fast as nf  # noqa: E402
@@ -30,72 +30,25 @@ from nnopt_fast.train.threads import choose_mode, thread_budget  # noqa: E402
 from workloads import DROPOUT, LR, RUN_SEED, WORKLOADS, make_data, parse_names  # noqa: E402
 
 
-class _Forced:
-    """The data-parallel epoch whatever the rule says: BLAS 1 thread, Numba N threads."""
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def __enter__(self):
-        self._blas = threadpool_limits(limits=1, user_api="blas")
-        self._blas.__enter__()
-        numba = sys.modules.get("numba")
-        self._numba = None
-        if numba is not None:
-            self._numba = (numba, numba.get_num_threads())
-            numba.set_num_threads(self.cfg.n_threads)
-        return self.cfg
-
-    def __exit__(self, *exc):
-        if self._numba is not None:
-            self._numba[0].set_num_threads(self._numba[1])
-        self._blas.__exit__(*exc)
-        return False
-
-
-class _OneThread:
-    """Everything on one thread: BLAS limited to 1."""
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def __enter__(self):
-        self._blas = threadpool_limits(limits=1, user_api="blas")
-        self._blas.__enter__()
-        return self.cfg
-
-    def __exit__(self, *exc):
-        self._blas.__exit__(*exc)
-        return False
-
-
 class Run:
     """One (workload, backend, threads, mode) configuration with its own model and state."""
 
-    def __init__(self, w, X, y, backend, n_threads, parallel, forced=False):
+    def __init__(self, w, X, y, backend, n_threads, parallel, thread_mode="auto"):
         net = nf.MLP(w.layers, random_state=RUN_SEED, dtype=np.float32)
         self.cfg = make_config(net, batch_size=w.batch_size, n_samples=len(X), l2=w.l2,
                                dropout=DROPOUT, seed=RUN_SEED, n_threads=n_threads,
-                               parallel=parallel)
+                               parallel=parallel, thread_mode=thread_mode)
         self.be = get_backend(backend)
         self.state = TrainState(net, self.cfg)
         self.X, self.y = X, y
-        self.forced = forced
         self.rng = np.random.default_rng(RUN_SEED)
         self.times = []
-        self.mode = "data" if forced else choose_mode(self.cfg, backend)
+        self.mode = choose_mode(self.cfg, backend)
 
     def epoch(self):
         perm = self.rng.permutation(len(self.X)).astype(np.int64)
-        if self.cfg.n_threads == 1:
-            # The 1-thread baseline is one thread in total: BLAS limited too (nf.train
-            # with n_threads=1 leaves BLAS at the process's setting).
-            ctx = _OneThread(self.cfg)
-        elif self.forced:
-            ctx = _Forced(self.cfg)
-        else:
-            ctx = thread_budget(self.cfg, self.be)
-        with ctx as cfg:
+        # As nf.train runs it: with 1 thread BLAS is limited to 1 thread as well.
+        with thread_budget(self.cfg, self.be) as cfg:
             t0 = time.perf_counter()
             _, _, n_steps, status = self.be.run_epoch(cfg, self.state, self.X, self.y, None,
                                                       perm, LR, self.state.step)
@@ -118,8 +71,8 @@ def main(argv=None):
     N = args.threads
     print(f"# cores available: {len(os.sched_getaffinity(0))}; load average: "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"| workload | backend | mode | rule | 1 thread s/epoch | {N} threads s/epoch "
-          f"| speed-up |")
+    print(f"| workload | backend | mode | nf.train default | 1 thread s/epoch "
+          f"| {N} threads s/epoch | speed-up |")
     print("|---|---|---|---|---|---|---|")
     for name in parse_names(args.workloads):
         w = WORKLOADS[name]
@@ -128,12 +81,12 @@ def main(argv=None):
         for backend in args.backends.split(","):
             runs = {
                 "serial": Run(w, X, y, backend, 1, "sync"),
-                "sync": Run(w, X, y, backend, N, "sync"),
-                "sync, data-parallel forced": Run(w, X, y, backend, N, "sync", forced=True),
+                "sync data": Run(w, X, y, backend, N, "sync", "data"),
+                "sync blas": Run(w, X, y, backend, N, "sync", "blas"),
                 "hogwild": Run(w, X, y, backend, N, "hogwild"),
             }
-            if runs["sync"].mode == "data":
-                del runs["sync, data-parallel forced"]
+            rule = choose_mode(dataclasses.replace(runs["sync data"].cfg, thread_mode="auto"),
+                               backend)
             for r in runs.values():
                 r.epoch()  # warm-up: JIT compilation, buffers
             for _ in range(rounds):
@@ -144,7 +97,8 @@ def main(argv=None):
                 if label == "serial":
                     continue
                 t = statistics.median(r.times)
-                print(f"| {name} | {backend} | {label} | {r.mode} | {base:.4f} | {t:.4f} "
+                picked = "yes" if label == f"sync {rule}" or label == "hogwild" else ""
+                print(f"| {name} | {backend} | {label} | {picked} | {base:.4f} | {t:.4f} "
                       f"| {base / t:.2f}x |", flush=True)
         del X, y
 

@@ -12,7 +12,7 @@ from nnopt_fast.kernels import _cython, cython_backend, get_backend, numba_paral
 from nnopt_fast.train import loop
 from nnopt_fast.train.state import TrainState
 from nnopt_fast.train.threads import (
-    BLAS_WORK_THRESHOLD,
+    DATA_WORK_THRESHOLD,
     available_cores,
     choose_mode,
     resolve_n_threads,
@@ -34,8 +34,10 @@ def _task(rng, n=600, d=12, k=3, dtype=np.float64):
 
 
 def _train(backend, X, y, n_threads, parallel="sync", epochs=3, **kw):
+    # thread_mode="data": these small steps would otherwise get threaded BLAS ("auto").
     net = nf.MLP((X.shape[1], 16, 8, 3), random_state=0, dtype=X.dtype)
-    opts = dict(batch_size=33, lr=0.1, l2=1e-2, dropout=0.2, random_state=7)
+    opts = dict(batch_size=33, lr=0.1, l2=1e-2, dropout=0.2, random_state=7,
+                thread_mode="data")
     opts.update(kw)
     nf.train(net, X, y, epochs=epochs, backend=backend, n_threads=n_threads,
              parallel=parallel, **opts)
@@ -55,7 +57,7 @@ def test_sync_two_threads_equals_serial_and_repeats_bitwise(rng, backend, optimi
     serial = _train(backend, X, y, 1, optimizer=optimizer, sample_weight=sw)
     two = _train(backend, X, y, 2, optimizer=optimizer, sample_weight=sw)
     again = _train(backend, X, y, 2, optimizer=optimizer, sample_weight=sw)
-    # Only the order of the gradient sums differs (slices, then a fixed-order reduction).
+    # Only summation orders differ (the slices' rows meet in one weight-gradient GEMM).
     assert _rel(two, serial) <= 1e-12
     np.testing.assert_array_equal(two, again)
 
@@ -124,7 +126,8 @@ def test_sync_divergence_restores_and_raises(rng, backend):
     net = nf.MLP((X.shape[1], 16, 8, 3), activation="relu", random_state=0, dtype=X.dtype)
     before = net.params.copy()
     with pytest.raises(nf.DivergenceError):
-        nf.train(net, X * 1e100, y, epochs=1, lr=1e200, backend=backend, n_threads=2)
+        nf.train(net, X * 1e100, y, epochs=1, lr=1e200, backend=backend, n_threads=2,
+                 thread_mode="data")
     np.testing.assert_array_equal(net.params, before)
 
 
@@ -183,7 +186,8 @@ def test_thread_settings_held_inside_and_restored(rng, backend):
         seen.append((_blas_threads(), numba.get_num_threads()))
 
     net = nf.MLP((X.shape[1], 16, 3), random_state=0)
-    nf.train(net, X, y, epochs=1, backend=backend, n_threads=2, callbacks=[spy])
+    nf.train(net, X, y, epochs=1, backend=backend, n_threads=2, callbacks=[spy],
+             thread_mode="data")
     assert seen[0][0] == [1] * len(blas_before)
     assert seen[0][1] == 2
     assert _blas_threads() == blas_before
@@ -193,7 +197,8 @@ def test_thread_settings_held_inside_and_restored(rng, backend):
         raise RuntimeError("callback failed")
 
     with pytest.raises(RuntimeError, match="callback failed"):
-        nf.train(net, X, y, epochs=1, backend=backend, n_threads=2, callbacks=[boom])
+        nf.train(net, X, y, epochs=1, backend=backend, n_threads=2, callbacks=[boom],
+                 thread_mode="data")
     assert _blas_threads() == blas_before
     assert numba.get_num_threads() == 1
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
@@ -216,35 +221,44 @@ def test_n_threads_above_the_cores_is_rejected_not_clamped(rng):
 
 
 def test_mode_rule():
-    def cfg(layers, batch, n=2, par="sync"):
+    def cfg(layers, batch, n=2, par="sync", mode="auto"):
         return loop.TrainConfig(layer_sizes=layers, batch_size=batch, n_threads=n,
-                                parallel=par)
+                                parallel=par, thread_mode=mode)
 
     assert choose_mode(cfg((64, 32, 10), 32, n=1)) == "serial"
-    assert choose_mode(cfg((64, 32, 10), 32)) == "data"                # W1
-    assert choose_mode(cfg((784, 256, 128, 10), 64)) == "data"         # W2
-    assert choose_mode(cfg((784, 1024, 1024, 10), 256)) == "blas"      # W3
+    assert choose_mode(cfg((64, 32, 10), 32, n=1, mode="data")) == "serial"
+    assert choose_mode(cfg((64, 32, 10), 32)) == "blas"                # W1
+    assert choose_mode(cfg((784, 256, 128, 10), 64)) == "blas"         # W2
+    assert choose_mode(cfg((784, 1024, 1024, 10), 256)) == "data"      # W3
     assert choose_mode(cfg((784, 1024, 1024, 10), 256, par="hogwild")) == "data"
-    assert choose_mode(cfg((64, 32, 10), 32), "numpy") == "blas"
-    assert 64 * 234_752 < BLAS_WORK_THRESHOLD <= 256 * 1_861_632
+    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild")) == "data"
+    assert choose_mode(cfg((64, 32, 10), 32, mode="data")) == "data"
+    assert choose_mode(cfg((784, 1024, 1024, 10), 256, mode="blas")) == "blas"
+    assert choose_mode(cfg((64, 32, 10), 32, mode="data"), "numpy") == "blas"
+    assert 64 * 234_752 < DATA_WORK_THRESHOLD <= 256 * 1_861_632
+
+
+def test_thread_mode_is_validated():
+    with pytest.raises(ValueError, match="thread_mode"):
+        nf.train(nf.MLP((3, 2)), np.zeros((4, 3)), [0, 1, 0, 1], epochs=1,
+                 thread_mode="rows")
 
 
 @needs_2_cores
-def test_blas_mode_runs_the_serial_epoch_with_blas_threads(rng):
-    X, y = _task(rng, n=80, d=400)
-    layers = (400, 700, 3)
-    batch = -(-BLAS_WORK_THRESHOLD // (400 * 700 + 700 * 3))
-    X = np.repeat(X, -(-batch // 80), axis=0)[:batch]
-    y = np.repeat(y, -(-batch // 80))[:batch]
-    cfg = loop.TrainConfig(layer_sizes=layers, batch_size=batch, n_threads=2)
-    with thread_budget(cfg) as run_cfg:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_blas_mode_runs_the_serial_epoch_with_blas_threads(rng, backend):
+    X, y = _task(rng, n=300, d=200)
+    layers = (200, 300, 3)
+    cfg = loop.TrainConfig(layer_sizes=layers, batch_size=64, n_threads=2)
+    assert choose_mode(cfg, backend) == "blas"
+    with thread_budget(cfg, get_backend(backend)) as run_cfg:
         assert run_cfg.n_threads == 1
         assert set(_blas_threads()) == {2}
     out = []
     for n in (1, 2):
         net = nf.MLP(layers, random_state=0, dtype=np.float64)
-        nf.train(net, X, y, epochs=1, batch_size=batch, lr=0.01, backend="cython",
-                 n_threads=n)
+        nf.train(net, X, y, epochs=2, batch_size=64, lr=0.01, backend=backend,
+                 n_threads=n, dropout=0.1, l2=1e-3, random_state=5)
         out.append(net.params.copy())
     # OpenBLAS may pick other kernels with 2 threads: equal up to the GEMM's rounding.
     assert _rel(out[1], out[0]) <= 1e-12

@@ -105,7 +105,8 @@ def _check_dropout(dropout, n_hidden):
 
 def make_config(net, *, batch_size, n_samples, optimizer="sgd", momentum=0.9, beta1=0.9,
                 beta2=0.999, epsilon=1e-8, l2=0.0, l1=0.0, l1_method="subgradient",
-                penalty_div=None, dropout=0.0, seed=0, n_threads=1, parallel="sync"):
+                penalty_div=None, dropout=0.0, seed=0, n_threads=1, parallel="sync",
+                thread_mode="auto"):
     """Validate hyper-parameters and build a :class:`TrainConfig` for ``net``.
 
     ``batch_size=None`` means the whole training set; a batch larger than the training set
@@ -119,6 +120,7 @@ def make_config(net, *, batch_size, n_samples, optimizer="sgd", momentum=0.9, be
     check_choice(optimizer, "optimizer", ref.OPTIMIZERS)
     check_choice(l1_method, "l1_method", ("subgradient", "proximal"))
     check_choice(parallel, "parallel", ("sync", "hogwild"))
+    check_choice(thread_mode, "thread_mode", ("auto", "data", "blas"))
     momentum = check_scalar(momentum, "momentum", low=0.0, high=1.0)
     beta1 = check_scalar(beta1, "beta1", low=0.0, high=1.0, high_open=True)
     beta2 = check_scalar(beta2, "beta2", low=0.0, high=1.0, high_open=True)
@@ -131,7 +133,7 @@ def make_config(net, *, batch_size, n_samples, optimizer="sgd", momentum=0.9, be
         epsilon=epsilon, l2=l2, l1=l1, l1_method=l1_method,
         penalty_div=float(n_samples if penalty_div is None else penalty_div),
         dropout=_check_dropout(dropout, net.n_layers - 1), seed=int(seed),
-        n_threads=_check_n_threads(n_threads), parallel=parallel,
+        n_threads=_check_n_threads(n_threads), parallel=parallel, thread_mode=thread_mode,
     )
 
 
@@ -173,7 +175,7 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
           l2=0.0, l1=0.0, l1_method="subgradient", dropout=0.0, shuffle=True,
           random_state=None, backend="auto", n_threads=1, parallel="sync", X_val=None,
           y_val=None, callbacks=None, verbose=False, sample_weight=None, beta1=0.9,
-          beta2=0.999, epsilon=1e-8):
+          beta2=0.999, epsilon=1e-8, thread_mode="auto"):
     """Train ``net`` in place by mini-batch gradient descent and return its history.
 
     Parameters
@@ -209,7 +211,9 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     n_threads : int >= 1 or None
         Threads for the training step (``None``: all cores).
     parallel : {"sync", "hogwild"}
-        With ``n_threads > 1``: deterministic data-parallel batches, or lock-free Hogwild.
+        With ``n_threads > 1``: deterministic synchronous steps (the same result as one
+        thread up to summation order, bit-identical from run to run), or lock-free
+        Hogwild.
     X_val, y_val : array-like or None
         Validation data; fills ``val_loss`` and ``val_score`` of the history.
     callbacks : list of callable or None
@@ -220,6 +224,11 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     sample_weight : array-like of shape (n_samples,) or None
     beta1, beta2, epsilon : float
         Adam's hyper-parameters.
+    thread_mode : {"auto", "data", "blas"}
+        How a sync run with ``n_threads > 1`` uses its threads: ``"data"`` splits each
+        batch among them (data parallelism), ``"blas"`` runs the one-thread epoch with
+        multithreaded GEMMs, ``"auto"`` picks by the size of a step (see
+        ``docs/threads.md``). Ignored with one thread or Hogwild.
 
     Returns
     -------
@@ -256,7 +265,7 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     cfg = make_config(net, batch_size=batch_size, n_samples=m, optimizer=optimizer,
                       momentum=momentum, beta1=beta1, beta2=beta2, epsilon=epsilon, l2=l2,
                       l1=l1, l1_method=l1_method, dropout=dropout, seed=seed,
-                      n_threads=n_threads, parallel=parallel)
+                      n_threads=n_threads, parallel=parallel, thread_mode=thread_mode)
     be = get_backend(backend)
     state = TrainState(net, cfg)
     hist = History(getattr(be, "BACKEND_NAME", backend))

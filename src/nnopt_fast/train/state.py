@@ -32,6 +32,10 @@ class TrainConfig:
         Dropout-mask seed in [0, 2**63).
     n_threads : int
     parallel : {"sync", "hogwild"}
+    thread_mode : {"auto", "data", "blas"}
+        How a sync run with ``n_threads > 1`` spends its threads: ``"data"`` splits each
+        batch among them, ``"blas"`` runs the serial epoch with threaded GEMMs,
+        ``"auto"`` lets :func:`nnopt_fast.train.threads.choose_mode` decide by size.
     """
 
     layer_sizes: tuple
@@ -51,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     n_threads: int = 1
     parallel: str = "sync"
+    thread_mode: str = "auto"
 
     @property
     def n_layers(self):

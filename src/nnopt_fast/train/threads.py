@@ -10,14 +10,18 @@ from threadpoolctl import threadpool_limits
 from .._validation import check_scalar
 
 __all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget",
-           "BLAS_WORK_THRESHOLD", "PARALLEL_BACKENDS"]
+           "DATA_WORK_THRESHOLD", "PARALLEL_BACKENDS"]
 
 #: Multiply-adds of one step's forward GEMMs (batch rows x weights) from which a sync run
-#: keeps the serial epoch and gives the threads to BLAS instead: past this size each GEMM
-#: is big enough for OpenBLAS to split it efficiently (W3, 256 x 1.9 M weights = 4.8e8),
-#: while below it a GEMM of B / T rows per thread is too small for BLAS threading to pay
-#: and data parallelism (one fork per epoch, two barriers per batch) wins (W1 2e4, W2 1.5e7).
-BLAS_WORK_THRESHOLD = 1 << 26
+#: splits each batch among its threads (data parallelism); below it, the serial epoch
+#: runs with threaded BLAS. Measured on the 2-core machine of bench/ (docs/threads.md):
+#: the per-step barriers, the weights each core must fetch from the other after an
+#: update, and two busy cores slowing each other's memory traffic cost a W1 step
+#: (32 x 2,368 weights = 7.6e4) more than half of it (data 0.65-0.8x of one thread,
+#: threaded BLAS ~1.0x: OpenBLAS keeps such GEMMs on one thread) and a W2 step
+#: (64 x 234,752 = 1.5e7) about as much as it saves (data 0.9-1.2x, BLAS 1.1-1.3x),
+#: while a W3 step (256 x 1.86e6 = 4.8e8) amortizes them (data 1.74-1.77x, BLAS 1.69x).
+DATA_WORK_THRESHOLD = 1 << 26
 
 
 def available_cores():
@@ -69,12 +73,12 @@ def choose_mode(cfg, backend_name=None):
     {"serial", "data", "blas"}
         ``"serial"``: the serial epoch, BLAS single-threaded.
         ``"data"``: the backend's multithreaded epoch (sync or Hogwild) with BLAS
-        single-threaded inside it.
-        ``"blas"``: a sync run whose per-step GEMMs are large (batch rows x weights >=
-        :data:`BLAS_WORK_THRESHOLD`): the serial epoch with ``n_threads`` BLAS threads,
-        which computes the serial result up to the rounding of BLAS's threaded GEMMs;
-        also any run of a backend without a multithreaded epoch (the NumPy reference).
-        Otherwise Hogwild is ``"data"``.
+        single-threaded inside it: Hogwild always; sync with ``cfg.thread_mode="data"``,
+        or ``"auto"`` and large steps (batch rows x weights >= :data:`DATA_WORK_THRESHOLD`).
+        ``"blas"``: the serial epoch with ``n_threads`` BLAS threads, which computes the
+        serial result up to the rounding of BLAS's threaded GEMMs: sync with
+        ``thread_mode="blas"``, or ``"auto"`` and smaller steps; also any run of a
+        backend without a multithreaded epoch (the NumPy reference).
     """
     if cfg.n_threads <= 1:
         return "serial"
@@ -82,9 +86,11 @@ def choose_mode(cfg, backend_name=None):
         return "blas"
     if cfg.parallel == "hogwild":
         return "data"
+    if cfg.thread_mode != "auto":
+        return cfg.thread_mode
     sizes = cfg.layer_sizes
     weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return "blas" if cfg.batch_size * weights >= BLAS_WORK_THRESHOLD else "data"
+    return "data" if cfg.batch_size * weights >= DATA_WORK_THRESHOLD else "blas"
 
 
 def _numba_threads():
