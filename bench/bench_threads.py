@@ -8,8 +8,9 @@ For each workload and compiled backend it times one epoch (after a warm-up epoch
 serial with 1 thread (BLAS on 1 thread too); sync with N threads in each thread mode
 (``thread_mode="data"``: each batch split among the threads; ``"blas"``: the serial
 epoch with N BLAS threads), marking the one the thread budget's rule picks (what
-``nf.train`` runs by default); Hogwild. Runs are interleaved round-robin and the median
-is reported, since the machine may be shared.
+``nf.train`` runs by default); Hogwild's threaded epoch, marked when the rule keeps it
+(for tiny steps it runs the serial epoch instead). Runs are interleaved round-robin and
+the median is reported, since the machine may be shared.
 """
 
 import argparse
@@ -20,6 +21,7 @@ import sys
 import time
 
 import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import nnopt_fast as nf  # noqa: E402
@@ -43,7 +45,7 @@ class Run:
         self.X, self.y = X, y
         self.rng = np.random.default_rng(RUN_SEED)
         self.times = []
-        self.mode = choose_mode(self.cfg, backend)
+        self.mode = choose_mode(self.cfg, backend, len(X))
 
     def epoch(self):
         perm = self.rng.permutation(len(self.X)).astype(np.int64)
@@ -83,10 +85,12 @@ def main(argv=None):
                 "serial": Run(w, X, y, backend, 1, "sync"),
                 "sync data": Run(w, X, y, backend, N, "sync", "data"),
                 "sync blas": Run(w, X, y, backend, N, "sync", "blas"),
-                "hogwild": Run(w, X, y, backend, N, "hogwild"),
+                "hogwild": Run(w, X, y, backend, N, "hogwild", "data"),
             }
             rule = choose_mode(dataclasses.replace(runs["sync data"].cfg, thread_mode="auto"),
-                               backend)
+                               backend, len(X))
+            hog_rule = choose_mode(dataclasses.replace(runs["hogwild"].cfg, thread_mode="auto"),
+                                   backend, len(X))
             for r in runs.values():
                 r.epoch()  # warm-up: JIT compilation, buffers
             for _ in range(rounds):
@@ -97,7 +101,9 @@ def main(argv=None):
                 if label == "serial":
                     continue
                 t = statistics.median(r.times)
-                picked = "yes" if label == f"sync {rule}" or label == "hogwild" else ""
+                picked = "yes" if label == f"sync {rule}" else ""
+                if label == "hogwild":
+                    picked = "yes" if hog_rule == "data" else "no: serial epoch + BLAS"
                 print(f"| {name} | {backend} | {label} | {picked} | {base:.4f} | {t:.4f} "
                       f"| {base / t:.2f}x |", flush=True)
         del X, y

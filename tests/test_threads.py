@@ -13,6 +13,7 @@ from nnopt_fast.train import loop
 from nnopt_fast.train.state import TrainState
 from nnopt_fast.train.threads import (
     DATA_WORK_THRESHOLD,
+    HOGWILD_WORK_THRESHOLD,
     available_cores,
     choose_mode,
     resolve_n_threads,
@@ -147,7 +148,7 @@ def test_hogwild_learns_digits_like_serial(backend):
     for n, par in ((1, "sync"), (2, "hogwild")):
         net = nf.MLP((64, 64, 10), random_state=0, dtype=np.float64)
         nf.train(net, Xtr, ytr, epochs=20, batch_size=32, lr=0.1, backend=backend,
-                 n_threads=n, parallel=par, random_state=0)
+                 n_threads=n, parallel=par, random_state=0, thread_mode="data")
         acc[par] = _accuracy(net, Xte, yte)
     assert acc["sync"] > 0.9
     assert acc["hogwild"] >= acc["sync"] - 0.01
@@ -166,7 +167,8 @@ def test_hogwild_learns_w1_like_serial():
     for n, par in ((1, "sync"), (2, "hogwild")):
         net = nf.MLP(w.layers, random_state=0, dtype=np.float32)
         nf.train(net, Xtr, ytr, epochs=3, batch_size=w.batch_size, lr=LR, dropout=0.2,
-                 backend="cython", n_threads=n, parallel=par, random_state=0)
+                 backend="cython", n_threads=n, parallel=par, random_state=0,
+                 thread_mode="data")
         acc[par] = _accuracy(net, Xte, yte)
     assert acc["sync"] > 0.8
     assert acc["hogwild"] >= acc["sync"] - 0.01
@@ -231,11 +233,32 @@ def test_mode_rule():
     assert choose_mode(cfg((784, 256, 128, 10), 64)) == "blas"         # W2
     assert choose_mode(cfg((784, 1024, 1024, 10), 256)) == "data"      # W3
     assert choose_mode(cfg((784, 1024, 1024, 10), 256, par="hogwild")) == "data"
-    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild")) == "data"
+    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=50_000) == "data"
+    # Hogwild: one-sample steps (W4), or fewer than two batches per thread (W5).
+    assert choose_mode(cfg((64, 32, 10), 1, par="hogwild")) == "blas"
+    assert choose_mode(cfg((784, 256, 128, 10), 20_000, par="hogwild"),
+                       n_samples=20_000) == "blas"
+    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=96) == "blas"
+    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=97) == "data"
     assert choose_mode(cfg((64, 32, 10), 32, mode="data")) == "data"
+    assert choose_mode(cfg((64, 32, 10), 1, par="hogwild", mode="data")) == "data"
     assert choose_mode(cfg((784, 1024, 1024, 10), 256, mode="blas")) == "blas"
     assert choose_mode(cfg((64, 32, 10), 32, mode="data"), "numpy") == "blas"
     assert 64 * 234_752 < DATA_WORK_THRESHOLD <= 256 * 1_861_632
+    assert 1 * 2_368 < HOGWILD_WORK_THRESHOLD <= 32 * 2_368
+
+
+@needs_2_cores
+def test_hogwild_with_one_sample_steps_runs_the_serial_epoch(rng):
+    # A legal Hogwild schedule: one thread does every step, so the result is the serial one.
+    X, y = _task(rng, n=50)
+    out = []
+    for n, par in ((1, "sync"), (2, "hogwild")):
+        net = nf.MLP((X.shape[1], 4, 3), random_state=0, dtype=np.float64)
+        nf.train(net, X, y, epochs=2, batch_size=1, lr=0.05, backend="cython", n_threads=n,
+                 parallel=par, random_state=0)
+        out.append(net.params.copy())
+    assert _rel(out[1], out[0]) <= 1e-12
 
 
 def test_thread_mode_is_validated():

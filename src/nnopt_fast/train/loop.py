@@ -148,7 +148,7 @@ def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng, shuffle=True,
     m = X.shape[0]
     losses = []
     # BLAS, OpenMP and Numba threads for this run; restored on exit, also on errors.
-    with thread_budget(cfg, backend) as cfg:
+    with thread_budget(cfg, backend, m) as cfg:
         for epoch in range(1, epochs + 1):
             perm = (rng.permutation(m).astype(np.int64) if shuffle
                     else np.arange(m, dtype=np.int64))
@@ -225,10 +225,11 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     beta1, beta2, epsilon : float
         Adam's hyper-parameters.
     thread_mode : {"auto", "data", "blas"}
-        How a sync run with ``n_threads > 1`` uses its threads: ``"data"`` splits each
-        batch among them (data parallelism), ``"blas"`` runs the one-thread epoch with
+        How a run with ``n_threads > 1`` uses its threads: ``"data"`` runs the
+        multithreaded epoch (sync: each batch split among the threads; Hogwild: the
+        threads take turns at the batches), ``"blas"`` the one-thread epoch with
         multithreaded GEMMs, ``"auto"`` picks by the size of a step (see
-        ``docs/threads.md``). Ignored with one thread or Hogwild.
+        ``docs/threads.md``). Ignored with one thread.
 
     Returns
     -------

@@ -33,9 +33,9 @@ class TrainConfig:
     n_threads : int
     parallel : {"sync", "hogwild"}
     thread_mode : {"auto", "data", "blas"}
-        How a sync run with ``n_threads > 1`` spends its threads: ``"data"`` splits each
-        batch among them, ``"blas"`` runs the serial epoch with threaded GEMMs,
-        ``"auto"`` lets :func:`nnopt_fast.train.threads.choose_mode` decide by size.
+        How a run with ``n_threads > 1`` spends its threads: ``"data"`` runs the
+        multithreaded epoch (sync or Hogwild), ``"blas"`` the serial epoch with threaded
+        GEMMs, ``"auto"`` lets :func:`nnopt_fast.train.threads.choose_mode` decide by size.
     """
 
     layer_sizes: tuple

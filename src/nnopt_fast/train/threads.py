@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from .._validation import check_scalar
 
 __all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget",
-           "DATA_WORK_THRESHOLD", "PARALLEL_BACKENDS"]
+           "DATA_WORK_THRESHOLD", "HOGWILD_WORK_THRESHOLD", "PARALLEL_BACKENDS"]
 
 #: Multiply-adds of one step's forward GEMMs (batch rows x weights) from which a sync run
 #: splits each batch among its threads (data parallelism); below it, the serial epoch
@@ -22,6 +22,14 @@ __all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget
 #: (64 x 234,752 = 1.5e7) about as much as it saves (data 0.9-1.2x, BLAS 1.1-1.3x),
 #: while a W3 step (256 x 1.86e6 = 4.8e8) amortizes them (data 1.74-1.77x, BLAS 1.69x).
 DATA_WORK_THRESHOLD = 1 << 26
+
+#: Hogwild runs its threaded epoch from this many multiply-adds per step: each step
+#: reads the weights the other threads have just written, and on W4 (one sample per
+#: step, 2,368 weights) that costs more than the step (0.20x Cython, 0.66x Numba), while
+#: W1's steps (7.6e4) gain (1.26x Cython, 1.68x Numba). Below it, and when an epoch has
+#: fewer than two batches per thread, a Hogwild run takes the serial epoch with threaded
+#: BLAS instead -- one of the schedules Hogwild allows anyway.
+HOGWILD_WORK_THRESHOLD = 1 << 14
 
 
 def available_cores():
@@ -65,32 +73,50 @@ def resolve_n_threads(n_threads):
 PARALLEL_BACKENDS = ("cython", "numba")
 
 
-def choose_mode(cfg, backend_name=None):
+def _step_work(cfg):
+    """Multiply-adds of one step's forward GEMMs: batch rows x weights."""
+    sizes = cfg.layer_sizes
+    return cfg.batch_size * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def choose_mode(cfg, backend_name=None, n_samples=None):
     """How a run with ``cfg`` on backend ``backend_name`` uses its threads.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    backend_name : str or None
+    n_samples : int or None
+        Rows per epoch, when known (Hogwild needs two batches per thread).
 
     Returns
     -------
     {"serial", "data", "blas"}
-        ``"serial"``: the serial epoch, BLAS single-threaded.
-        ``"data"``: the backend's multithreaded epoch (sync or Hogwild) with BLAS
-        single-threaded inside it: Hogwild always; sync with ``cfg.thread_mode="data"``,
-        or ``"auto"`` and large steps (batch rows x weights >= :data:`DATA_WORK_THRESHOLD`).
+        ``"serial"``: ``n_threads=1``: the serial epoch, BLAS single-threaded.
+        ``"data"``: the backend's multithreaded epoch (sync batches split among the
+        threads, or Hogwild), BLAS single-threaded inside it.
         ``"blas"``: the serial epoch with ``n_threads`` BLAS threads, which computes the
-        serial result up to the rounding of BLAS's threaded GEMMs: sync with
-        ``thread_mode="blas"``, or ``"auto"`` and smaller steps; also any run of a
-        backend without a multithreaded epoch (the NumPy reference).
+        serial result up to the rounding of BLAS's threaded GEMMs.
+
+        ``cfg.thread_mode`` ``"data"`` or ``"blas"`` is obeyed. ``"auto"``: sync gets
+        ``"data"`` for steps of at least :data:`DATA_WORK_THRESHOLD` multiply-adds,
+        ``"blas"`` below; Hogwild gets ``"data"`` for steps of at least
+        :data:`HOGWILD_WORK_THRESHOLD` and epochs of at least two batches per thread,
+        ``"blas"`` otherwise. A backend without a multithreaded epoch (the NumPy
+        reference) always gets ``"blas"``.
     """
     if cfg.n_threads <= 1:
         return "serial"
     if backend_name is not None and backend_name not in PARALLEL_BACKENDS:
         return "blas"
-    if cfg.parallel == "hogwild":
-        return "data"
     if cfg.thread_mode != "auto":
         return cfg.thread_mode
-    sizes = cfg.layer_sizes
-    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return "data" if cfg.batch_size * weights >= DATA_WORK_THRESHOLD else "blas"
+    work = _step_work(cfg)
+    if cfg.parallel == "hogwild":
+        few = (n_samples is not None
+               and -(-int(n_samples) // cfg.batch_size) < 2 * cfg.n_threads)
+        return "data" if work >= HOGWILD_WORK_THRESHOLD and not few else "blas"
+    return "data" if work >= DATA_WORK_THRESHOLD else "blas"
 
 
 def _numba_threads():
@@ -100,7 +126,7 @@ def _numba_threads():
 
 
 @contextlib.contextmanager
-def thread_budget(cfg, backend=None):
+def thread_budget(cfg, backend=None, n_samples=None):
     """Hold the thread budget of one training run; yields the config the backend runs.
 
     Inside: BLAS (every loaded OpenBLAS/MKL/BLIS, via threadpoolctl) gets ``n_threads``
@@ -116,12 +142,14 @@ def thread_budget(cfg, backend=None):
     cfg : nnopt_fast.train.TrainConfig
     backend : module or None
         The backend module (its ``BACKEND_NAME`` picks the mode, see :func:`choose_mode`).
+    n_samples : int or None
+        Rows per epoch (see :func:`choose_mode`).
 
     Yields
     ------
     TrainConfig
     """
-    mode = choose_mode(cfg, getattr(backend, "BACKEND_NAME", None))
+    mode = choose_mode(cfg, getattr(backend, "BACKEND_NAME", None), n_samples)
     n = int(cfg.n_threads)
     run_cfg = dataclasses.replace(cfg, n_threads=1) if mode == "blas" else cfg
     saved = _numba_threads()
