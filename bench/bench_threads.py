@@ -85,7 +85,7 @@ def main(argv=None):
                 "serial": Run(w, X, y, backend, 1, "sync"),
                 "sync data": Run(w, X, y, backend, N, "sync", "data"),
                 "sync blas": Run(w, X, y, backend, N, "sync", "blas"),
-                "hogwild": Run(w, X, y, backend, N, "hogwild", "data"),
+                "hogwild": Run(w, X, y, backend, N, "hogwild", "data"),  # the threaded epoch
             }
             rule = choose_mode(dataclasses.replace(runs["sync data"].cfg, thread_mode="auto"),
                                backend, len(X))
@@ -103,7 +103,7 @@ def main(argv=None):
                 t = statistics.median(r.times)
                 picked = "yes" if label == f"sync {rule}" else ""
                 if label == "hogwild":
-                    picked = "yes" if hog_rule == "data" else "no: serial epoch + BLAS"
+                    picked = "yes" if hog_rule == "data" else "no: the sync blas row"
                 print(f"| {name} | {backend} | {label} | {picked} | {base:.4f} | {t:.4f} "
                       f"| {base / t:.2f}x |", flush=True)
         del X, y

@@ -65,6 +65,17 @@ def test_sync_two_threads_equals_serial_and_repeats_bitwise(rng, backend, optimi
 
 @needs_2_cores
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("l1_method", ["subgradient", "proximal"])
+def test_sync_two_threads_equals_serial_with_l1(rng, backend, l1_method):
+    X, y = _task(rng)
+    kw = dict(l1=1e-2, l1_method=l1_method, optimizer="momentum")
+    serial = _train(backend, X, y, 1, **kw)
+    two = _train(backend, X, y, 2, **kw)
+    assert _rel(two, serial) <= 1e-12
+
+
+@needs_2_cores
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_sync_uneven_last_batch_and_tiny_batches(rng, backend):
     # 37 rows in batches of 3 -> a last batch of 1 row, so one slice is empty.
     X, y = _task(rng, n=37)
