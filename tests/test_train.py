@@ -247,3 +247,48 @@ def test_quiet_by_default(rng, capsys):
     X, y = make_task(rng)
     nf.train(nf.MLP([5, 8, 3]), X, y, epochs=2, backend="numpy")
     assert capsys.readouterr() == ("", "")
+
+
+ZERO_WEIGHT_RUNS = [
+    ("numpy", 1, "sync"), ("cython", 1, "sync"), ("numba", 1, "sync"),
+    ("cython", 2, "sync"), ("numba", 2, "sync"), ("cython", 2, "hogwild"),
+    ("numba", 2, "hogwild"),
+]
+
+
+@pytest.mark.parametrize("backend,n_threads,parallel", ZERO_WEIGHT_RUNS)
+def test_a_batch_whose_weights_sum_to_zero_raises_and_restores(rng, backend, n_threads,
+                                                                 parallel):
+    from nnopt_fast.train.threads import available_cores
+
+    if n_threads > available_cores():
+        pytest.skip("needs 2 cores")
+    X, y = make_task(rng, n=64)
+    sw = np.ones(64)
+    sw[16:32] = 0.0                        # the second batch of 16, without shuffling
+    net = nf.MLP((5, 8, 3), random_state=0)
+    nf.train(net, X, y, epochs=1, batch_size=16, sample_weight=np.ones(64), shuffle=False,
+             backend=backend)          # a first epoch that succeeds: "before" is not init
+    before = net.params.copy()
+    with pytest.raises(ValueError, match=r"sample_weight: in epoch 1, .*zero total sample"):
+        nf.train(net, X, y, epochs=2, batch_size=16, sample_weight=sw, shuffle=False,
+                 backend=backend, n_threads=n_threads, parallel=parallel,
+                 thread_mode="data")
+    np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython", "numba"])
+def test_backends_raise_zero_division_for_a_zero_weight_batch(rng, backend):
+    from nnopt_fast.kernels import get_backend
+    from nnopt_fast.train import loop
+    from nnopt_fast.train.state import TrainState
+
+    X, y = make_task(rng, n=48)
+    sw = np.ones(48)
+    sw[32:] = 0.0
+    net = nf.MLP((5, 8, 3), random_state=0, dtype=np.float64)
+    cfg = loop.make_config(net, batch_size=16, n_samples=48)
+    state = TrainState(net, cfg)
+    with pytest.raises(ZeroDivisionError, match="batch 2 of the epoch has zero total"):
+        get_backend(backend).run_epoch(cfg, state, X, y.astype(np.int64), sw,
+                                       np.arange(48, dtype=np.int64), 0.1, 0)

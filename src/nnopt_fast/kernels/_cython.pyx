@@ -356,7 +356,11 @@ cdef int _epoch(const Plan *p, floating *P, floating *G, floating *V, floating *
                 floating *Vo, floating *buf, const floating *X, const int64_t *y,
                 const floating *Y, const floating *sw, const int64_t *perm, Py_ssize_t n_perm,
                 double lr, int64_t step0, int64_t t0, double *out) noexcept nogil:
-    """reference.run_epoch over all batches; ``out`` = (data_loss, penalty_loss, n_steps)."""
+    """reference.run_epoch over all batches; ``out`` = (data_loss, penalty_loss, n_steps).
+
+    Returns 0, 1 (a batch loss was not finite) or 2 (a batch's sample weights sum to 0;
+    ``out[2]`` is its number).
+    """
     cdef Py_ssize_t start, nb, i, k = 0
     cdef const int64_t *idx
     cdef double lsum, S, d, c2, c1
@@ -368,16 +372,18 @@ cdef int _epoch(const Plan *p, floating *P, floating *G, floating *V, floating *
     while start < n_perm:
         nb = min(p.batch, n_perm - start)
         idx = perm + start
-        if start + nb < n_perm:
-            _prefetch_batch(p, X, y, Y, sw, idx + nb, min(p.batch, n_perm - start - nb))
-        if _forward_backward(p, P, X, y, Y, sw, idx, nb, 0, step0 + k, buf, 0, &lsum):
-            return 1
         if sw:
             S = 0.0
             for i in range(nb):
                 S += <double>sw[idx[i]]
+            if S == 0.0:
+                return 2
         else:
             S = <double>nb
+        if start + nb < n_perm:
+            _prefetch_batch(p, X, y, Y, sw, idx + nb, min(p.batch, n_perm - start - nb))
+        if _forward_backward(p, P, X, y, Y, sw, idx, nb, 0, step0 + k, buf, 0, &lsum):
+            return 1
         d = p.penalty_div if p.penalty_div > 0 else S
         c2 = p.l2 / d
         c1 = p.l1 / (2.0 * d)

@@ -158,6 +158,12 @@ cdef void _sync_worker(const Plan *p, floating *P, floating *G, floating *V, flo
         nb = min(p.batch, n_perm - start)
         idx = perm + start
         S = _batch_S(sw, idx, nb)
+        if S == 0.0:
+            # Every thread sees the same sum and leaves here: no thread waits at a barrier.
+            if tid == 0:
+                status[0] = 2
+                res[2] = <double>k
+            return
         d = p.penalty_div if p.penalty_div > 0 else S
         c2 = p.l2 / d
         c1 = p.l1 / (2.0 * d)
@@ -251,6 +257,9 @@ cdef void _hogwild_worker(const Plan *p, floating *P, floating *V, floating *Mo,
         nb = min(p.batch, n_perm - start)
         idx = perm + start
         S = _batch_S(sw, idx, nb)
+        if S == 0.0:
+            (<volatile int *>status)[0] = 2
+            return
         d = p.penalty_div if p.penalty_div > 0 else S
         c2 = p.l2 / d
         c1 = p.l1 / (2.0 * d)

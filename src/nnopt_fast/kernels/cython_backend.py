@@ -119,6 +119,7 @@ def dense_forward(A, W, b, activation, out):
     (n_in, n_out), ``b`` (n_out,), ``out`` (n_samples, n_out), float32 or float64;
     ``out`` is written in place and returned.
     """
+    _ref.check_same_dtype("dense_forward", out=out, A=A, W=W, b=b)
     act = _code(ACTIVATIONS, activation, "activation")
     dt = _float_dtype(A, "A")
     A, W, b = _input(A, dt), _input(W, dt), _input(b, dt)
@@ -136,6 +137,7 @@ def activation_backward(H, dA, activation, out, M=None):
 
     See :func:`nnopt_fast.kernels.reference.activation_backward`; ``out`` may be ``dA``.
     """
+    _ref.check_same_dtype("activation_backward", out=out, H=H, dA=dA, M=M)
     act = _code(ACTIVATIONS, activation, "activation")
     dt = _float_dtype(H, "H")
     H, dA = _input(H, dt), _input(dA, dt)
@@ -195,6 +197,7 @@ def softmax_cross_entropy(Z, y, sw, out):
 
     See :func:`nnopt_fast.kernels.reference.softmax_cross_entropy`; ``out`` may be ``Z``.
     """
+    _ref.check_same_dtype("softmax_cross_entropy", out=out, Z=Z, sw=sw)
     return _loss(OUTPUTS["softmax"], Z, y, sw, out)
 
 
@@ -203,6 +206,7 @@ def logistic_cross_entropy(Z, Y, sw, out):
 
     See :func:`nnopt_fast.kernels.reference.logistic_cross_entropy`.
     """
+    _ref.check_same_dtype("logistic_cross_entropy", out=out, Z=Z, Y=Y, sw=sw)
     return _loss(OUTPUTS["logistic"], Z, Y, sw, out)
 
 
@@ -211,11 +215,13 @@ def squared_error(Z, Y, sw, out):
 
     See :func:`nnopt_fast.kernels.reference.squared_error`.
     """
+    _ref.check_same_dtype("squared_error", out=out, Z=Z, Y=Y, sw=sw)
     return _loss(OUTPUTS["identity"], Z, Y, sw, out)
 
 
 def output_loss(output, Z, T, sw, out):
     """Dispatch to the loss of ``output`` (softmax, logistic or identity)."""
+    _ref.check_same_dtype("output_loss", out=out, Z=Z, T=T, sw=sw)
     return _loss(_code(OUTPUTS, output, "output"), Z, T, sw, out)
 
 
@@ -225,6 +231,7 @@ def dense_backward(dZ, A, W, scale, dW, db, dA=None):
     See :func:`nnopt_fast.kernels.reference.dense_backward`; three passes: two GEMMs and
     one column sum.
     """
+    _ref.check_same_dtype("dense_backward", dW=dW, dZ=dZ, A=A, W=W, db=db, dA=dA)
     dt = _float_dtype(dZ, "dZ")
     dZ, A, W = _input(dZ, dt), _input(A, dt), _input(W, dt)
     if dZ.ndim != 2 or A.ndim != 2 or W.ndim != 2:
@@ -257,6 +264,7 @@ def _flat_pair(X, Y, nameX, nameY):
 
 def inplace_l2_grad(dW, W, c):
     """Coupled L2 gradient, in place: ``dW += c * W``."""
+    _ref.check_same_dtype("inplace_l2_grad", dW=dW, W=W)
     if c == 0:
         # The compiled pass skips a zero coefficient; keep 0 * W's NaN for infinite W.
         _ref.inplace_l2_grad(dW, W, c)
@@ -268,6 +276,7 @@ def inplace_l2_grad(dW, W, c):
 
 def inplace_l1_subgradient(dW, W, c):
     """L1 subgradient, in place: ``dW += c * sign(W)`` with ``sign(0) = 0``."""
+    _ref.check_same_dtype("inplace_l1_subgradient", dW=dW, W=W)
     if c == 0:
         _ref.inplace_l1_subgradient(dW, W, c)
         return
@@ -278,6 +287,7 @@ def inplace_l1_subgradient(dW, W, c):
 
 def l2_decay_step(W, dW, lr, c):
     """Fused weight-decay SGD step, in place: ``W <- W - lr * (dW + c * W)``."""
+    _ref.check_same_dtype("l2_decay_step", W=W, dW=dW)
     o, w, g = _flat_pair(W, dW, "W", "dW")
     _cython.l2_decay_step(w, g, float(lr), float(c))
     o.done()
@@ -312,16 +322,19 @@ def _step(opt, W, g, V, M, lr, mu=0.0, b1=0.0, b2=0.0, eps=0.0, t=1):
 
 def sgd_step(W, g, lr):
     """Plain gradient step, in place: ``W <- W - lr * g``."""
+    _ref.check_same_dtype("sgd_step", W=W, g=g)
     _step(OPTIMIZERS["sgd"], W, g, None, None, lr)
 
 
 def momentum_step(W, g, V, lr, mu):
     """Heavy-ball momentum, in place: ``V <- mu V - lr g``; ``W <- W + V``."""
+    _ref.check_same_dtype("momentum_step", W=W, g=g, V=V)
     _step(OPTIMIZERS["momentum"], W, g, V, None, lr, mu)
 
 
 def nesterov_step(W, g, V, lr, mu):
     """Nesterov momentum, in place: ``V <- mu V - lr g``; ``W <- W + mu V - lr g``."""
+    _ref.check_same_dtype("nesterov_step", W=W, g=g, V=V)
     _step(OPTIMIZERS["nesterov"], W, g, V, None, lr, mu)
 
 
@@ -330,6 +343,7 @@ def adam_step(W, g, M, V, lr, beta1, beta2, eps, t):
 
     See :func:`nnopt_fast.kernels.reference.adam_step`.
     """
+    _ref.check_same_dtype("adam_step", W=W, g=g, M=M, V=V)
     _step(OPTIMIZERS["adam"], W, g, V, M, lr, 0.0, beta1, beta2, eps, t)
 
 
@@ -489,6 +503,11 @@ def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
     n_steps : int
     status : int
         0, or 1 if a batch loss was not finite (that batch made no update).
+
+    Raises
+    ------
+    ZeroDivisionError
+        If the sample weights of a batch sum to 0, as the reference does.
     """
     dt = _check_epoch_arrays(cfg, state, X, T, sw, perm)
     if cfg.optimizer in ("momentum", "nesterov") and state.velocity.size != state.params.size:
@@ -497,11 +516,16 @@ def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
                                      or state.v.size != state.params.size):
         raise ValueError("state.m and state.v must be allocated for optimizer 'adam'")
     ws = _workspace(cfg, state, dt)
+    hogwild = cfg.n_threads > 1 and cfg.parallel == "hogwild"
     if cfg.n_threads > 1:  # sync data-parallel or Hogwild: see _cython_parallel.pxi
-        return _cython.run_epoch_parallel(ws, cfg.n_threads, cfg.parallel == "hogwild",
-                                          state.params, state.grads, state.velocity, state.m,
-                                          state.v, X, T, sw, perm, float(lr), int(step0),
-                                          int(state.t))
-    return _cython.run_epoch(ws["plan"], state.params, state.grads, state.velocity, state.m,
-                             state.v, ws["buf"], X, T, sw, perm, float(lr), int(step0),
-                             int(state.t))
+        out = _cython.run_epoch_parallel(ws, cfg.n_threads, hogwild, state.params,
+                                         state.grads, state.velocity, state.m, state.v, X, T,
+                                         sw, perm, float(lr), int(step0), int(state.t))
+    else:
+        out = _cython.run_epoch(ws["plan"], state.params, state.grads, state.velocity,
+                                state.m, state.v, ws["buf"], X, T, sw, perm, float(lr),
+                                int(step0), int(state.t))
+    if out[3] == 2:
+        which = "a batch" if hogwild else f"batch {out[2]}"
+        raise ZeroDivisionError(f"{which} of the epoch has zero total sample weight")
+    return out

@@ -9,7 +9,8 @@ from numba.extending import overload
 
 from . import reference as ref
 from ._numba_config import FASTMATH, cache_info, jit
-from .reference import ACTIVATIONS, KERNELS, OPTIMIZERS, OUTPUTS, dropout_threshold
+from .reference import (ACTIVATIONS, KERNELS, OPTIMIZERS, OUTPUTS, check_same_dtype,
+                        dropout_threshold)
 
 __all__ = ["BACKEND_NAME", "backend_info", "fast_tanh", *KERNELS]
 
@@ -764,6 +765,7 @@ def dense_forward(A, W, b, activation, out):
     See :func:`nnopt_fast.kernels.reference.dense_forward`. ``out`` is written in place
     and returned; bias and activation are applied in one pass after the GEMM.
     """
+    check_same_dtype("dense_forward", out=out, A=A, W=W, b=b)
     act = _code(ACTIVATIONS, activation, "activation")
     o = _Writable(out)
     dt = out.dtype
@@ -782,6 +784,7 @@ def activation_backward(H, dA, activation, out, M=None):
     See :func:`nnopt_fast.kernels.reference.activation_backward`; one fused pass,
     ``out`` may be ``dA`` itself.
     """
+    check_same_dtype("activation_backward", out=out, H=H, dA=dA, M=M)
     act = _code(ACTIVATIONS, activation, "activation")
     o = _Writable(out)
     dt = out.dtype
@@ -853,6 +856,7 @@ def softmax_cross_entropy(Z, y, sw, out):
     See :func:`nnopt_fast.kernels.reference.softmax_cross_entropy`: ``out`` (may be
     ``Z``) receives ``(P - onehot(y)) * sw``; the loss is accumulated in float64.
     """
+    check_same_dtype("softmax_cross_entropy", out=out, Z=Z, sw=sw)
     return _loss(_SOFTMAX, Z, y, sw, out)
 
 
@@ -861,6 +865,7 @@ def logistic_cross_entropy(Z, Y, sw, out):
 
     See :func:`nnopt_fast.kernels.reference.logistic_cross_entropy`.
     """
+    check_same_dtype("logistic_cross_entropy", out=out, Z=Z, Y=Y, sw=sw)
     return _loss(_LOGISTIC_OUT, Z, Y, sw, out)
 
 
@@ -869,11 +874,13 @@ def squared_error(Z, Y, sw, out):
 
     See :func:`nnopt_fast.kernels.reference.squared_error`.
     """
+    check_same_dtype("squared_error", out=out, Z=Z, Y=Y, sw=sw)
     return _loss(_SQUARED, Z, Y, sw, out)
 
 
 def output_loss(output, Z, T, sw, out):
     """Dispatch to the loss of ``output`` (softmax, logistic or identity)."""
+    check_same_dtype("output_loss", out=out, Z=Z, T=T, sw=sw)
     return _loss(_code(OUTPUTS, output, "output"), Z, T, sw, out)
 
 
@@ -882,6 +889,7 @@ def dense_backward(dZ, A, W, scale, dW, db, dA=None):
 
     See :func:`nnopt_fast.kernels.reference.dense_backward` (``s = dtype(scale)``).
     """
+    check_same_dtype("dense_backward", dW=dW, dZ=dZ, A=A, W=W, db=db, dA=dA)
     dt = dW.dtype
     dZ, A, W = _input(dZ, dt), _input(A, dt), _input(W, dt)
     if dZ.ndim != 2 or A.ndim != 2 or W.ndim != 2:
@@ -919,6 +927,7 @@ def _same(name, a, W):
 
 def inplace_l2_grad(dW, W, c):
     """Coupled L2: ``dW += c * W`` in place."""
+    check_same_dtype("inplace_l2_grad", dW=dW, W=W)
     o, d = _inplace(dW)
     _axpy_sign(d, _same("W", W, dW), dW.dtype.type(c), False)
     o.done()
@@ -926,6 +935,7 @@ def inplace_l2_grad(dW, W, c):
 
 def inplace_l1_subgradient(dW, W, c):
     """L1 subgradient: ``dW += c * sign(W)`` in place, with ``sign(0) = 0``."""
+    check_same_dtype("inplace_l1_subgradient", dW=dW, W=W)
     o, d = _inplace(dW)
     _axpy_sign(d, _same("W", W, dW), dW.dtype.type(c), True)
     o.done()
@@ -933,6 +943,7 @@ def inplace_l1_subgradient(dW, W, c):
 
 def l2_decay_step(W, dW, lr, c):
     """Fused weight-decay SGD step, in place: ``W <- W - lr * (dW + c * W)``."""
+    check_same_dtype("l2_decay_step", W=W, dW=dW)
     t = W.dtype.type
     g = _same("dW", dW, W)
     o, w = _inplace(W)
@@ -972,16 +983,19 @@ def _step(opt, W, g, V, M, Vo, lr, mu=0.0, beta1=0.9, beta2=0.999, eps=1e-8, t=1
 
 def sgd_step(W, g, lr):
     """Plain gradient step, in place: ``W <- W - lr * g``."""
+    check_same_dtype("sgd_step", W=W, g=g)
     _step(_SGD, W, g, None, None, None, lr)
 
 
 def momentum_step(W, g, V, lr, mu):
     """Heavy-ball momentum, in place: ``V <- mu V - lr g``; ``W <- W + V``."""
+    check_same_dtype("momentum_step", W=W, g=g, V=V)
     _step(_MOMENTUM, W, g, V, None, None, lr, mu)
 
 
 def nesterov_step(W, g, V, lr, mu):
     """Nesterov momentum, in place: ``V <- mu V - lr g``; ``W <- W + mu V - lr g``."""
+    check_same_dtype("nesterov_step", W=W, g=g, V=V)
     _step(_NESTEROV, W, g, V, None, None, lr, mu)
 
 
@@ -990,6 +1004,7 @@ def adam_step(W, g, M, V, lr, beta1, beta2, eps, t):
 
     See :func:`nnopt_fast.kernels.reference.adam_step`.
     """
+    check_same_dtype("adam_step", W=W, g=g, M=M, V=V)
     _step(_ADAM, W, g, None, M, V, lr, 0.0, beta1, beta2, eps, t)
 
 

@@ -76,6 +76,26 @@ def _derivative(H, activation):
     raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
 
 
+def check_same_dtype(kernel, **arrays):
+    """Raise TypeError unless every float array given (None skipped) has one dtype.
+
+    The kernels compute in the dtype of their arrays and never cast silently: a float64
+    ``W`` passed with float32 activations is a mistake, not a request for a conversion.
+    Returns that dtype (None if no float array was given).
+    """
+    dt = None
+    first = None
+    for name, a in arrays.items():
+        if a is None or not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+            continue
+        if dt is None:
+            dt, first = a.dtype, name
+        elif a.dtype != dt:
+            raise TypeError(f"{kernel}: {name} is {a.dtype} but {first} is {dt}; "
+                            "all float arrays must have one dtype (float32 or float64)")
+    return dt
+
+
 def dense_forward(A, W, b, activation, out):
     """Dense layer with fused bias and activation: ``out = g(A @ W + b)``.
 
@@ -93,6 +113,7 @@ def dense_forward(A, W, b, activation, out):
     -------
     out : ndarray
     """
+    check_same_dtype("dense_forward", out=out, A=A, W=W, b=b)
     Z = A @ W
     Z += b
     out[...] = _activate(Z, activation)
@@ -115,6 +136,7 @@ def activation_backward(H, dA, activation, out, M=None):
         Written in place (may be ``dA`` itself); also returned.
     M : ndarray of shape (n_samples, n_units) or None
     """
+    check_same_dtype("activation_backward", out=out, H=H, dA=dA, M=M)
     g = dA * _derivative(H, activation)
     if M is not None:
         g *= M
@@ -213,6 +235,7 @@ def softmax_cross_entropy(Z, y, sw, out):
     loss : float
         ``sum_i sw_i * L_i`` (a weighted sum, not a mean), accumulated in float64.
     """
+    check_same_dtype("softmax_cross_entropy", out=out, Z=Z, sw=sw)
     n = Z.shape[0]
     S = Z - Z.max(axis=1, keepdims=True)
     E = np.exp(S)
@@ -246,6 +269,7 @@ def logistic_cross_entropy(Z, Y, sw, out):
     loss : float
         ``sum_i sw_i * L_i``.
     """
+    check_same_dtype("logistic_cross_entropy", out=out, Z=Z, Y=Y, sw=sw)
     P = _logistic(Z)
     eps = _clip_eps(Z.dtype)
     Pc = np.clip(P, eps, 1 - eps).astype(np.float64)
@@ -275,6 +299,7 @@ def squared_error(Z, Y, sw, out):
     loss : float
         ``sum_i sw_i * L_i``.
     """
+    check_same_dtype("squared_error", out=out, Z=Z, Y=Y, sw=sw)
     G = Z - Y
     L = 0.5 * (G.astype(np.float64) ** 2).sum(axis=1)
     if sw is not None:
@@ -333,6 +358,7 @@ def dense_backward(dZ, A, W, scale, dW, db, dA=None):
     db : ndarray of shape (n_out,), written
     dA : ndarray of shape (n_samples, n_in) or None, written
     """
+    check_same_dtype("dense_backward", dW=dW, dZ=dZ, A=A, W=W, db=db, dA=dA)
     s = dW.dtype.type(scale)
     np.matmul(A.T, dZ, out=dW)
     dW *= s
@@ -343,16 +369,19 @@ def dense_backward(dZ, A, W, scale, dW, db, dA=None):
 
 def inplace_l2_grad(dW, W, c):
     """Coupled L2: ``dW += c * W`` in place (the gradient of ``c/2 ||W||^2``)."""
+    check_same_dtype("inplace_l2_grad", dW=dW, W=W)
     dW += W.dtype.type(c) * W
 
 
 def inplace_l1_subgradient(dW, W, c):
     """L1 subgradient: ``dW += c * sign(W)`` in place, with ``sign(0) = 0``."""
+    check_same_dtype("inplace_l1_subgradient", dW=dW, W=W)
     dW += W.dtype.type(c) * np.sign(W)
 
 
 def l2_decay_step(W, dW, lr, c):
     """Fused weight-decay SGD step, in place: ``W <- W - lr * (dW + c * W)``."""
+    check_same_dtype("l2_decay_step", W=W, dW=dW)
     t = W.dtype.type
     W -= t(lr) * (dW + t(c) * W)
 
@@ -368,11 +397,13 @@ def l1_prox_step(W, threshold):
 
 def sgd_step(W, g, lr):
     """Plain gradient step, in place: ``W <- W - lr * g``."""
+    check_same_dtype("sgd_step", W=W, g=g)
     W -= W.dtype.type(lr) * g
 
 
 def momentum_step(W, g, V, lr, mu):
     """Heavy-ball momentum, in place: ``V <- mu V - lr g``; ``W <- W + V``."""
+    check_same_dtype("momentum_step", W=W, g=g, V=V)
     t = W.dtype.type
     V *= t(mu)
     V -= t(lr) * g
@@ -381,6 +412,7 @@ def momentum_step(W, g, V, lr, mu):
 
 def nesterov_step(W, g, V, lr, mu):
     """Nesterov momentum (scikit-learn's form), in place: ``V <- mu V - lr g``; ``W <- W + mu V - lr g``."""
+    check_same_dtype("nesterov_step", W=W, g=g, V=V)
     t = W.dtype.type
     V *= t(mu)
     V -= t(lr) * g
@@ -393,6 +425,7 @@ def adam_step(W, g, M, V, lr, beta1, beta2, eps, t):
     ``M <- b1 M + (1 - b1) g``; ``V <- b2 V + (1 - b2) g^2``;
     ``W <- W - lr_t M / (sqrt(V) + eps)`` with ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``.
     """
+    check_same_dtype("adam_step", W=W, g=g, M=M, V=V)
     ty = W.dtype.type
     M *= ty(beta1)
     M += ty(1.0 - beta1) * g
@@ -466,6 +499,12 @@ def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
         Batches completed.
     status : int
         0 if all went well, 1 if a batch loss was not finite.
+
+    Raises
+    ------
+    ZeroDivisionError
+        If the sample weights of a batch sum to 0 (its mean loss is undefined); the
+        batches before it have been applied. Every backend raises it alike.
     """
     coefs, intercepts = state.coefs, state.intercepts
     n_layers = len(coefs)
@@ -500,6 +539,8 @@ def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
         dense_forward(A[-1], coefs[-1], intercepts[-1], "identity", Z)
         swb = None if sw is None else sw[idx]
         S = float(nb) if swb is None else float(swb.sum(dtype=np.float64))
+        if S == 0.0:
+            raise ZeroDivisionError(f"batch {k} of the epoch has zero total sample weight")
         dZ = np.empty_like(Z)
         lsum = output_loss(out, Z, T[idx], swb, dZ)
         if not np.isfinite(lsum):

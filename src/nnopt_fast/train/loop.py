@@ -137,13 +137,21 @@ def make_config(net, *, batch_size, n_samples, optimizer="sgd", momentum=0.9, be
     )
 
 
+def zero_weight_error(err, epoch):
+    """The ValueError for a mini-batch whose sample weights sum to 0 (``err`` from a
+    backend's ``run_epoch``): its mean loss, hence its step, is undefined."""
+    return ValueError(f"sample_weight: in epoch {epoch}, {err}; its mean loss is undefined. "
+                      "Use larger batches, or fewer zero weights.")
+
+
 def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng, shuffle=True,
                on_epoch=None):
     """Run ``epochs`` epochs of ``backend`` with divergence handling.
 
     ``on_epoch(epoch, loss, seconds)`` is called after each epoch; a true return value
     stops training. Returns the list of per-epoch losses. Raises :class:`DivergenceError`
-    after restoring the state from the start of the failing epoch.
+    (non-finite loss) or ``ValueError`` (a mini-batch whose sample weights sum to 0) after
+    restoring the state from the start of the failing epoch.
     """
     m = X.shape[0]
     losses = []
@@ -155,9 +163,13 @@ def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng, shuffle=True,
             snap = state.snapshot()
             t0 = time.perf_counter()
             # Overflow on the way to a divergence is reported once, by DivergenceError below.
-            with np.errstate(over="ignore", invalid="ignore"):
-                data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, perm, lr,
-                                                               state.step)
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, perm,
+                                                                   lr, state.step)
+            except ZeroDivisionError as err:
+                state.restore(snap)
+                raise zero_weight_error(err, epoch) from err
             secs = time.perf_counter() - t0
             loss = (data + pen) / m
             if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
@@ -240,6 +252,9 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     DivergenceError
         When the loss becomes non-finite; ``net`` keeps its weights from the start of
         the failing epoch.
+    ValueError
+        When the sample weights of a mini-batch sum to 0 (its mean loss is undefined);
+        ``net`` keeps its weights from the start of that epoch.
     """
     from ..model.mlp import MLP
 
