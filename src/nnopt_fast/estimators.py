@@ -29,7 +29,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .kernels import get_backend
 from .kernels import reference as ref
 from .model.mlp import MLP
-from .train.loop import DivergenceError, make_config
+from .train.loop import DivergenceError, make_config, zero_weight_error
+from .train.threads import thread_budget
 from .train.state import TrainState
 
 __all__ = ["MLPClassifier", "MLPRegressor", "ScalingWarning", "FitDivergenceError"]
@@ -396,9 +397,10 @@ class _BaseMLP(BaseEstimator):
         state = TrainState(net, cfg)
         self._optimizer.load_into(state)
         state.step = self._dropout_step
-        with _thread_budget(cfg.n_threads):
+        # The one owner of the threads: BLAS or OpenMP/Numba, never both (docs/threads.md).
+        with thread_budget(cfg, backend, train[0].shape[0]) as run_cfg:
             try:
-                self._epochs(backend, cfg, state, net, train, val, incremental)
+                self._epochs(backend, run_cfg, state, net, train, val, incremental)
             except KeyboardInterrupt:
                 warnings.warn("Training interrupted by user.")
             finally:
@@ -433,6 +435,9 @@ class _BaseMLP(BaseEstimator):
             except KeyboardInterrupt:
                 state.restore(snap)
                 raise
+            except ZeroDivisionError as err:
+                state.restore(snap)
+                raise zero_weight_error(err, self.n_iter_ + 1) from err
             loss = (data / loss_div + pen) / n_samples
             if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
                 state.restore(snap)
