@@ -167,6 +167,16 @@ def test_sample_weight_zero_equals_dropping_samples(rng):
         np.testing.assert_allclose(Wa, Wb, rtol=1e-12, atol=1e-14)
 
 
+def test_a_minibatch_of_zero_weights_raises_value_error(rng):
+    # Its mean loss is undefined (0 / 0): a clear error instead of a NaN or a skipped step.
+    X, y = _blobs(rng, n=64)
+    sw = np.ones(64)
+    sw[16:32] = 0.0
+    clf = _small(solver="sgd", batch_size=16, shuffle=False, max_iter=3)
+    with pytest.raises(ValueError, match="sample_weight: in epoch 1"):
+        clf.fit(X, y, sample_weight=sw)
+
+
 # ---------------------------------------------------------------------------- additions
 def test_dropout_is_seeded_per_layer_and_off_at_predict(rng):
     X, y = _blobs(rng)
