@@ -256,6 +256,10 @@ cdef void _hogwild_worker(const Plan *p, floating *P, floating *V, floating *Mo,
         start = k * p.batch
         nb = min(p.batch, n_perm - start)
         idx = perm + start
+        # This thread's next batch starts loading (shuffled rows miss the caches).
+        if start + nt * p.batch < n_perm:
+            _prefetch_batch(p, X, y, Y, sw, idx + nt * p.batch,
+                            min(p.batch, n_perm - start - nt * p.batch))
         S = _batch_S(sw, idx, nb)
         if S == 0.0:
             (<volatile int *>status)[0] = 2
