@@ -537,6 +537,37 @@ def _l1_range(opt, P, G, V, Mo, Vo, use_c2, c2, c1, l1_sub, l1_prox, thr, lr, mu
 
 
 @jit
+def update_range(P, G, V, Mo, Vo, lo, hi, is_weight, opt, lr, mu, b1, b2, eps, t, c2, c1,
+                 l1_sub, l1_prox, want_penalty):
+    """:func:`update` on parameters ``lo:hi`` of one segment (weights if ``is_weight``,
+    else biases): the step is elementwise, so any cut of a segment gives the same result.
+
+    Returns ``(sum W^2, sum |W|)`` of those weights before the step when ``want_penalty``
+    and ``is_weight``, else zeros.
+    """
+    ty = P.dtype.type
+    lr_t = lr * math.sqrt(1.0 - b2 ** np.float64(t)) / (1.0 - b1 ** np.float64(t))
+    lr_, mu_, ob1, b1_ = ty(lr), ty(mu), ty(1.0 - b1), ty(b1)
+    b2_, ob2, lrt_, eps_ = ty(b2), ty(1.0 - b2), ty(lr_t), ty(eps)
+    s2 = 0.0
+    s1 = 0.0
+    if not is_weight:
+        _plain_range(opt, P[lo:hi], G[lo:hi], V[lo:hi], Mo[lo:hi], Vo[lo:hi], False, ty(c2),
+                     lr_, mu_, ob1, b1_, b2_, ob2, lrt_, eps_)
+        return s2, s1
+    if want_penalty:
+        s2, s1 = _sums(P[lo:hi])
+    if l1_sub or l1_prox:
+        _l1_range(opt, P[lo:hi], G[lo:hi], V[lo:hi], Mo[lo:hi], Vo[lo:hi], c2 != 0.0,
+                  ty(c2), ty(c1), l1_sub, l1_prox, ty(lr * c1), lr_, mu_, ob1, b1_, b2_, ob2,
+                  lrt_, eps_)
+    else:
+        _plain_range(opt, P[lo:hi], G[lo:hi], V[lo:hi], Mo[lo:hi], Vo[lo:hi], c2 != 0.0,
+                     ty(c2), lr_, mu_, ob1, b1_, b2_, ob2, lrt_, eps_)
+    return s2, s1
+
+
+@jit
 def update(P, G, V, Mo, Vo, offs, sizes, opt, lr, mu, b1, b2, eps, t, c2, c1, l1_sub,
            l1_prox, want_penalty):
     """Penalty gradients, optimizer step and proximal L1 on every parameter.
@@ -546,32 +577,18 @@ def update(P, G, V, Mo, Vo, offs, sizes, opt, lr, mu, b1, b2, eps, t, c2, c1, l1
     ``l1_prox``; biases take the optimizer step only. Returns ``(sum W^2, sum |W|)`` of
     the weights before the update (float64) when ``want_penalty``, else zeros.
     """
-    ty = P.dtype.type
-    lr_t = lr * math.sqrt(1.0 - b2 ** np.float64(t)) / (1.0 - b1 ** np.float64(t))
-    lr_, mu_, ob1, b1_ = ty(lr), ty(mu), ty(1.0 - b1), ty(b1)
-    b2_, ob2, lrt_, eps_ = ty(b2), ty(1.0 - b2), ty(lr_t), ty(eps)
-    c2_, c1_, thr = ty(c2), ty(c1), ty(lr * c1)
-    use_c2 = c2 != 0.0
     s2 = 0.0
     s1 = 0.0
     n_layers = sizes.shape[0] - 1
     for l in range(n_layers):
         lo = offs[l, 0]
-        hi = lo + sizes[l] * sizes[l + 1]
-        if want_penalty:
-            a, b = _sums(P[lo:hi])
-            s2 += a
-            s1 += b
-        if l1_sub or l1_prox:
-            _l1_range(opt, P[lo:hi], G[lo:hi], V[lo:hi], Mo[lo:hi], Vo[lo:hi], use_c2, c2_,
-                      c1_, l1_sub, l1_prox, thr, lr_, mu_, ob1, b1_, b2_, ob2, lrt_, eps_)
-        else:
-            _plain_range(opt, P[lo:hi], G[lo:hi], V[lo:hi], Mo[lo:hi], Vo[lo:hi], use_c2,
-                         c2_, lr_, mu_, ob1, b1_, b2_, ob2, lrt_, eps_)
+        a, b = update_range(P, G, V, Mo, Vo, lo, lo + sizes[l] * sizes[l + 1], True, opt,
+                            lr, mu, b1, b2, eps, t, c2, c1, l1_sub, l1_prox, want_penalty)
+        s2 += a
+        s1 += b
         lo = offs[l, 1]
-        hi = lo + sizes[l + 1]
-        _plain_range(opt, P[lo:hi], G[lo:hi], V[lo:hi], Mo[lo:hi], Vo[lo:hi], False, c2_,
-                     lr_, mu_, ob1, b1_, b2_, ob2, lrt_, eps_)
+        update_range(P, G, V, Mo, Vo, lo, lo + sizes[l + 1], False, opt, lr, mu, b1, b2, eps,
+                     t, c2, c1, l1_sub, l1_prox, want_penalty)
     return s2, s1
 
 

@@ -39,6 +39,44 @@ _pjit_nocache = numba.njit(parallel=True, nogil=True, fastmath=set(FASTMATH),
                            error_model="numpy")
 
 
+@nb_.jit
+def _reduce_update_chunk(w, T, nb, P, G, Gs, V, Mo, Vo, offs, sizes, opt, lr, mu, b1, b2,
+                         adam_eps, t, c2, c1, l1_sub, l1_prox, want_penalty):
+    """Chunk ``w`` of ``T`` of every parameter segment: ``G = sum of the slices' Gs`` (in
+    slice order, empty slices skipped), then the optimizer step (:func:`update_range`).
+
+    Chunks are multiples of 32 elements, so no two workers write one cache line. Returns
+    ``(sum W^2, sum |W|)`` of the chunk's weights before the step.
+    """
+    s2 = 0.0
+    s1 = 0.0
+    n_layers = sizes.shape[0] - 1
+    for seg in range(2 * n_layers):
+        l = seg // 2
+        lo = offs[l, seg % 2]
+        n_seg = sizes[l + 1] * (sizes[l] if seg % 2 == 0 else 1)
+        per = ((n_seg + T - 1) // T + 31) // 32 * 32
+        a = lo + min(n_seg, w * per)
+        b = lo + min(n_seg, (w + 1) * per)
+        if b <= a:
+            continue
+        first = True
+        for s in range(T):
+            if nb * (s + 1) // T > nb * s // T:
+                if first:
+                    G[a:b] = Gs[s, a:b]
+                    first = False
+                else:
+                    for j in range(a, b):
+                        G[j] = G[j] + Gs[s, j]
+        x2, x1 = nb_.update_range(P, G, V, Mo, Vo, a, b, seg % 2 == 0, opt, lr, mu, b1, b2,
+                                  adam_eps, t, c2, c1, l1_sub and c1 != 0.0,
+                                  l1_prox and c1 != 0.0, want_penalty)
+        s2 += x2
+        s1 += x1
+    return s2, s1
+
+
 @_pjit
 def _sync_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, V, Mo, Vo, offs,
                 sizes, hoff, act, out_code, eps, drop_on, layer_keys, drop_thr, drop_scale,
@@ -49,14 +87,15 @@ def _sync_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, V, Mo,
     Slice ``s`` (rows ``nb s / T`` to ``nb (s+1) / T``) runs forward and backward in its
     own rows of the shared workspace blocks, with its row offset keying the dropout masks,
     and writes ``A_s^T D_s / S`` (``S`` = weight of the whole batch) into row ``s`` of
-    ``Gs``. The slices are then summed in order 0..T-1 into ``G`` and one update follows:
-    the result depends on T only, never on timing.
+    ``Gs``. The slices are then summed in order 0..T-1 into ``G`` and one update follows,
+    chunk by chunk as in :func:`_sync_epoch_barrier` (so both give the same bits): the
+    result depends on T only, never on timing.
     """
     n = perm.shape[0]
     T = Gs.shape[0]
     n_par = P.shape[0]
     data = 0.0
-    pen = 0.0
+    pens = np.zeros((T, 1))
     n_steps = 0
     want_penalty = l2 != 0.0 or l1 != 0.0
     k = 0
@@ -64,7 +103,7 @@ def _sync_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, V, Mo,
         nb = min(B, n - start)
         S = nb_._batch_weight(sw, has_sw, perm, start, nb)
         if S == 0.0:
-            return data, pen, n_steps, 2
+            return data, _sum_pens(pens, T), n_steps, 2
         scale = X.dtype.type(1.0 / S)
         for s in prange(T):
             r0 = nb * s // T
@@ -76,43 +115,48 @@ def _sync_epoch(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, V, Mo,
                     offs, sizes, hoff, act, out_code, eps, drop_on, layer_keys, drop_thr,
                     drop_scale, Xb, Hb, Ab, Mb, Zb, Db, scale)
         lsum = 0.0
-        first = True
         for s in range(T):
             lsum += lsums[s]
-            if nb * (s + 1) // T > nb * s // T:
-                if first:
-                    G[:] = Gs[s, :n_par]
-                    first = False
-                else:
-                    for j in range(n_par):
-                        G[j] = G[j] + Gs[s, j]
         if not np.isfinite(lsum):
-            return data, pen, n_steps, 1
+            return data, _sum_pens(pens, T), n_steps, 1
         d = penalty_div if penalty_div > 0.0 else S
         c2 = l2 / d
         c1 = l1 / (2.0 * d)
         data += nb * (lsum / S)
-        s2, s1 = nb_.update(P, G, V, Mo, Vo, offs, sizes, opt, lr, mu, b1, b2, adam_eps,
-                            t0 + k + 1, c2, c1, l1_sub and c1 != 0.0, l1_prox and c1 != 0.0,
-                            want_penalty)
-        if want_penalty:
-            pen += nb * ((0.5 * l2 * s2 + 0.5 * l1 * s1) / d)
+        # The chunks of the barrier version, one after the other: the same arithmetic.
+        for w in range(T):
+            s2, s1 = _reduce_update_chunk(w, T, nb, P, G, Gs, V, Mo, Vo, offs, sizes, opt, lr,
+                                          mu, b1, b2, adam_eps, t0 + k + 1, c2, c1, l1_sub,
+                                          l1_prox, want_penalty)
+            if want_penalty:
+                pens[w, 0] += nb * ((0.5 * l2 * s2 + 0.5 * l1 * s1) / d)
         n_steps += 1
         k += 1
-    return data, pen, n_steps, 0
+    return data, _sum_pens(pens, T), n_steps, 0
+
+
+@nb_.jit
+def _sum_pens(pens, T):
+    pen = 0.0
+    for w in range(T):
+        pen += pens[w, 0]
+    return pen
 
 
 @_pjit_nocache
-def _sync_epoch_barrier(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, out, bar,
-                        V, Mo, Vo, offs, sizes, hoff, act, out_code, eps, drop_on,
+def _sync_epoch_barrier(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums, pens, out,
+                        bar, V, Mo, Vo, offs, sizes, hoff, act, out_code, eps, drop_on,
                         layer_keys, drop_thr, drop_scale, Xb, Hb, Ab, Mb, Zb, Db, opt, lr, mu,
                         b1, b2, adam_eps, l2, l1, penalty_div, l1_sub, l1_prox):
     """:func:`_sync_epoch` with one parallel loop per epoch: worker ``w`` of ``T`` owns
-    slice ``w`` of every batch; a barrier after the gradients, worker 0 reduces (slices in
-    order) and updates, a barrier after the update. Same arithmetic as _sync_epoch.
+    slice ``w`` of every batch; a barrier after the gradients; then worker ``w`` reduces
+    (slices in order) and updates its chunk of every parameter segment (multiples of 32
+    elements, so no two workers write one cache line); a barrier after the update. Same
+    arithmetic as _sync_epoch, elementwise.
 
     Needs ``T`` Numba threads (each worker on its own thread, or the barrier never
-    opens): the caller checks. ``out`` gets (data loss, penalty loss, steps, status).
+    opens): the caller checks. ``out`` gets (data loss, penalty loss, steps, status);
+    ``pens[w, 0]`` worker w's share of the penalty loss.
     """
     n = perm.shape[0]
     T = Gs.shape[0]
@@ -146,28 +190,21 @@ def _sync_epoch_barrier(X, y, Y, sw, has_sw, perm, B, step0, t0, P, G, Gs, lsums
                 if w == 0:
                     out[3] = 1.0
                 break
+            d = penalty_div if penalty_div > 0.0 else S
+            c2 = l2 / d
+            c1 = l1 / (2.0 * d)
             if w == 0:
-                first = True
-                for s in range(T):
-                    if nb * (s + 1) // T > nb * s // T:
-                        if first:
-                            G[:] = Gs[s, :n_par]
-                            first = False
-                        else:
-                            for j in range(n_par):
-                                G[j] = G[j] + Gs[s, j]
-                d = penalty_div if penalty_div > 0.0 else S
-                c2 = l2 / d
-                c1 = l1 / (2.0 * d)
                 out[0] += nb * (lsum / S)
-                s2, s1 = nb_.update(P, G, V, Mo, Vo, offs, sizes, opt, lr, mu, b1, b2,
-                                    adam_eps, t0 + k + 1, c2, c1, l1_sub and c1 != 0.0,
-                                    l1_prox and c1 != 0.0, want_penalty)
-                if want_penalty:
-                    out[1] += nb * ((0.5 * l2 * s2 + 0.5 * l1 * s1) / d)
                 out[2] += 1.0
+            s2, s1 = _reduce_update_chunk(w, T, nb, P, G, Gs, V, Mo, Vo, offs, sizes, opt, lr,
+                                          mu, b1, b2, adam_eps, t0 + k + 1, c2, c1, l1_sub,
+                                          l1_prox, want_penalty)
+            if want_penalty:
+                pens[w, 0] += nb * ((0.5 * l2 * s2 + 0.5 * l1 * s1) / d)
             _bar_wait(bar.ctypes)
             k += 1
+    for w in range(T):
+        out[1] += pens[w, 0]
     return 0
 
 
@@ -299,9 +336,11 @@ def run_epoch_parallel(cfg, state, X, T, sw, perm, lr, step0):
         ws.par_out[...] = 0.0
         ws.par_bar[...] = 0
         ws.par_bar[2] = n_threads
+        ws.par_acc[...] = 0.0
         _sync_epoch_barrier(
             X, y, Y, swa, has_sw, perm, ws.B, int(step0), int(state.t), state.params,
-            state.grads, ws.par_grads, ws.par_lsums, ws.par_out, ws.par_bar, state.velocity,
+            state.grads, ws.par_grads, ws.par_lsums, ws.par_acc, ws.par_out, ws.par_bar,
+            state.velocity,
             state.m, state.v, state.offsets, ws.sizes, ws.hoff, *common, ws.Xb, ws.Hb, ws.Ab,
             ws.Mb, ws.Zb, ws.Db, *hyper)
         data, pen, n_steps, status = ws.par_out
