@@ -8,8 +8,9 @@ For each workload and compiled backend it times one epoch (after a warm-up epoch
 serial with 1 thread (BLAS on 1 thread too); sync with N threads in each thread mode
 (``thread_mode="data"``: each batch split among the threads; ``"blas"``: the serial
 epoch with N BLAS threads), marking the one the thread budget's rule picks (what
-``nf.train`` runs by default); Hogwild's threaded epoch, marked when the rule keeps it
-(for tiny steps it runs the serial epoch instead). Runs are interleaved round-robin and
+``nf.train`` runs by default; for the smallest steps that is one thread, the baseline
+itself); Hogwild's threaded epoch, marked when the rule keeps it (for tiny steps or too
+few batches it runs as sync would instead). Runs are interleaved round-robin and
 the median is reported, since the machine may be shared.
 """
 
@@ -97,13 +98,17 @@ def main(argv=None):
                 for r in runs.values():
                     r.times.append(r.epoch())
             base = statistics.median(runs["serial"].times)
+            if rule == "serial":
+                # nf.train keeps such small steps on one thread: the baseline itself.
+                print(f"| {name} | {backend} | sync: one thread | yes | {base:.4f} "
+                      f"| {base:.4f} | 1.00x |", flush=True)
             for label, r in runs.items():
                 if label == "serial":
                     continue
                 t = statistics.median(r.times)
                 picked = "yes" if label == f"sync {rule}" else ""
                 if label == "hogwild":
-                    picked = "yes" if hog_rule == "data" else "no: the sync blas row"
+                    picked = "yes" if hog_rule == "data" else f"no: runs as sync {hog_rule}"
                 print(f"| {name} | {backend} | {label} | {picked} | {base:.4f} | {t:.4f} "
                       f"| {base / t:.2f}x |", flush=True)
         del X, y

@@ -12,6 +12,7 @@ from nnopt_fast.kernels import _cython, cython_backend, get_backend, numba_paral
 from nnopt_fast.train import loop
 from nnopt_fast.train.state import TrainState
 from nnopt_fast.train.threads import (
+    BLAS_WORK_THRESHOLD,
     DATA_WORK_THRESHOLD,
     HOGWILD_WORK_THRESHOLD,
     available_cores,
@@ -240,23 +241,41 @@ def test_mode_rule():
 
     assert choose_mode(cfg((64, 32, 10), 32, n=1)) == "serial"
     assert choose_mode(cfg((64, 32, 10), 32, n=1, mode="data")) == "serial"
-    assert choose_mode(cfg((64, 32, 10), 32)) == "blas"                # W1
+    assert choose_mode(cfg((64, 32, 10), 32)) == "serial"              # W1
     assert choose_mode(cfg((784, 256, 128, 10), 64)) == "blas"         # W2
     assert choose_mode(cfg((784, 1024, 1024, 10), 256)) == "data"      # W3
+    assert choose_mode(cfg((64, 32, 10), 1)) == "serial"               # W4
     assert choose_mode(cfg((784, 1024, 1024, 10), 256, par="hogwild")) == "data"
     assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=50_000) == "data"
     # Hogwild: one-sample steps (W4), or fewer than two batches per thread (W5).
-    assert choose_mode(cfg((64, 32, 10), 1, par="hogwild")) == "blas"
+    assert choose_mode(cfg((64, 32, 10), 1, par="hogwild")) == "serial"
     assert choose_mode(cfg((784, 256, 128, 10), 20_000, par="hogwild"),
                        n_samples=20_000) == "blas"
-    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=96) == "blas"
+    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=96) == "serial"
     assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=97) == "data"
     assert choose_mode(cfg((64, 32, 10), 32, mode="data")) == "data"
+    assert choose_mode(cfg((64, 32, 10), 32, mode="blas")) == "blas"
     assert choose_mode(cfg((64, 32, 10), 1, par="hogwild", mode="data")) == "data"
     assert choose_mode(cfg((784, 1024, 1024, 10), 256, mode="blas")) == "blas"
     assert choose_mode(cfg((64, 32, 10), 32, mode="data"), "numpy") == "blas"
+    assert 32 * 2_368 < BLAS_WORK_THRESHOLD <= 64 * 234_752
     assert 64 * 234_752 < DATA_WORK_THRESHOLD <= 256 * 1_861_632
     assert 1 * 2_368 < HOGWILD_WORK_THRESHOLD <= 32 * 2_368
+
+
+@needs_2_cores
+def test_small_sync_steps_keep_to_one_thread(rng):
+    X, y = _task(rng, n=60)
+    cfg = loop.TrainConfig(layer_sizes=(12, 4, 3), batch_size=32, n_threads=2)
+    with thread_budget(cfg, get_backend("cython")) as run_cfg:
+        assert run_cfg.n_threads == 1
+        assert set(_blas_threads()) == {1}
+    out = []
+    for n in (1, 2):
+        net = nf.MLP((12, 4, 3), random_state=0, dtype=np.float64)
+        nf.train(net, X, y, epochs=2, backend="cython", n_threads=n, random_state=0)
+        out.append(net.params.copy())
+    np.testing.assert_array_equal(out[0], out[1])
 
 
 @needs_2_cores
@@ -269,7 +288,7 @@ def test_hogwild_with_one_sample_steps_runs_the_serial_epoch(rng):
         nf.train(net, X, y, epochs=2, batch_size=1, lr=0.05, backend="cython", n_threads=n,
                  parallel=par, random_state=0)
         out.append(net.params.copy())
-    assert _rel(out[1], out[0]) <= 1e-12
+    np.testing.assert_array_equal(out[1], out[0])
 
 
 def test_thread_mode_is_validated():

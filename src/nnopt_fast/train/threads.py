@@ -10,7 +10,8 @@ from threadpoolctl import threadpool_limits
 from .._validation import check_scalar
 
 __all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget",
-           "DATA_WORK_THRESHOLD", "HOGWILD_WORK_THRESHOLD", "PARALLEL_BACKENDS"]
+           "DATA_WORK_THRESHOLD", "BLAS_WORK_THRESHOLD", "HOGWILD_WORK_THRESHOLD",
+           "PARALLEL_BACKENDS"]
 
 #: Multiply-adds of one step's forward GEMMs (batch rows x weights) from which a sync run
 #: splits each batch among its threads (data parallelism); below it, the serial epoch
@@ -23,12 +24,19 @@ __all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget
 #: while a W3 step (256 x 1.86e6 = 4.8e8) amortizes them (data 1.74-1.77x, BLAS 1.69x).
 DATA_WORK_THRESHOLD = 1 << 26
 
+#: Below this many multiply-adds per step a sync run keeps to one thread altogether: its
+#: GEMMs are too small for OpenBLAS to split (W1, 7.6e4: threaded BLAS measured
+#: 0.94-1.13x, i.e. nothing but noise and threadpoolctl's overhead), so the extra
+#: threads could only slow it down. W2 (1.5e7) gains from threaded BLAS (1.11-1.26x).
+BLAS_WORK_THRESHOLD = 1 << 20
+
 #: Hogwild runs its threaded epoch from this many multiply-adds per step: each step
 #: reads the weights the other threads have just written, and on W4 (one sample per
 #: step, 2,368 weights) that costs more than the step (0.20x Cython, 0.66x Numba), while
-#: W1's steps (7.6e4) gain (1.26x Cython, 1.68x Numba). Below it, and when an epoch has
-#: fewer than two batches per thread, a Hogwild run takes the serial epoch with threaded
-#: BLAS instead -- one of the schedules Hogwild allows anyway.
+#: W1's steps (7.6e4) do not lose (1.0-1.1x Cython, 1.4-1.7x Numba). Below it, and when
+#: an epoch has fewer than two batches per thread, a Hogwild run takes the serial epoch
+#: instead (with threaded BLAS for steps that are large enough, as sync does) -- one of
+#: the schedules Hogwild allows anyway.
 HOGWILD_WORK_THRESHOLD = 1 << 14
 
 
@@ -92,18 +100,20 @@ def choose_mode(cfg, backend_name=None, n_samples=None):
     Returns
     -------
     {"serial", "data", "blas"}
-        ``"serial"``: ``n_threads=1``: the serial epoch, BLAS single-threaded.
+        ``"serial"``: the serial epoch on one thread, BLAS single-threaded (always with
+        ``n_threads=1``).
         ``"data"``: the backend's multithreaded epoch (sync batches split among the
         threads, or Hogwild), BLAS single-threaded inside it.
         ``"blas"``: the serial epoch with ``n_threads`` BLAS threads, which computes the
         serial result up to the rounding of BLAS's threaded GEMMs.
 
-        ``cfg.thread_mode`` ``"data"`` or ``"blas"`` is obeyed. ``"auto"``: sync gets
-        ``"data"`` for steps of at least :data:`DATA_WORK_THRESHOLD` multiply-adds,
-        ``"blas"`` below; Hogwild gets ``"data"`` for steps of at least
-        :data:`HOGWILD_WORK_THRESHOLD` and epochs of at least two batches per thread,
-        ``"blas"`` otherwise. A backend without a multithreaded epoch (the NumPy
-        reference) always gets ``"blas"``.
+        ``cfg.thread_mode`` ``"data"`` or ``"blas"`` is obeyed. ``"auto"`` goes by the
+        multiply-adds of a step (batch rows x weights): sync gets ``"data"`` from
+        :data:`DATA_WORK_THRESHOLD` on, ``"blas"`` from :data:`BLAS_WORK_THRESHOLD` on,
+        ``"serial"`` below; Hogwild gets ``"data"`` from :data:`HOGWILD_WORK_THRESHOLD`
+        on when an epoch has at least two batches per thread, otherwise what sync would
+        get short of ``"data"``. A backend without a multithreaded epoch (the NumPy
+        reference) gets ``"blas"``.
     """
     if cfg.n_threads <= 1:
         return "serial"
@@ -115,8 +125,11 @@ def choose_mode(cfg, backend_name=None, n_samples=None):
     if cfg.parallel == "hogwild":
         few = (n_samples is not None
                and -(-int(n_samples) // cfg.batch_size) < 2 * cfg.n_threads)
-        return "data" if work >= HOGWILD_WORK_THRESHOLD and not few else "blas"
-    return "data" if work >= DATA_WORK_THRESHOLD else "blas"
+        if work >= HOGWILD_WORK_THRESHOLD and not few:
+            return "data"
+    elif work >= DATA_WORK_THRESHOLD:
+        return "data"
+    return "blas" if work >= BLAS_WORK_THRESHOLD else "serial"
 
 
 def _numba_threads():
@@ -134,8 +147,8 @@ def thread_budget(cfg, backend=None, n_samples=None):
     epoch's OpenMP or Numba threads, and ``n_threads=1`` really is one thread (OpenBLAS's
     default of all cores made W2's serial epoch 6x slower on a busy machine); Numba (if
     loaded) gets ``n_threads`` in ``"data"`` mode. The yielded config has ``n_threads=1``
-    in ``"blas"`` mode (the backend runs its serial epoch). Both settings are restored on
-    exit, also when the body raises.
+    in the other modes (the backend runs its serial epoch). Both settings are restored
+    on exit, also when the body raises.
 
     Parameters
     ----------
@@ -151,7 +164,7 @@ def thread_budget(cfg, backend=None, n_samples=None):
     """
     mode = choose_mode(cfg, getattr(backend, "BACKEND_NAME", None), n_samples)
     n = int(cfg.n_threads)
-    run_cfg = dataclasses.replace(cfg, n_threads=1) if mode == "blas" else cfg
+    run_cfg = dataclasses.replace(cfg, n_threads=1) if mode != "data" else cfg
     saved = _numba_threads()
     with threadpool_limits(limits=n if mode == "blas" else 1, user_api="blas"):
         try:
