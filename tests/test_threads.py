@@ -12,9 +12,7 @@ from nnopt_fast.kernels import _cython, cython_backend, get_backend, numba_paral
 from nnopt_fast.train import loop
 from nnopt_fast.train.state import TrainState
 from nnopt_fast.train.threads import (
-    BLAS_WORK_THRESHOLD,
-    DATA_WORK_THRESHOLD,
-    HOGWILD_WORK_THRESHOLD,
+    WORK_THRESHOLDS,
     available_cores,
     choose_mode,
     resolve_n_threads,
@@ -239,28 +237,38 @@ def test_mode_rule():
         return loop.TrainConfig(layer_sizes=layers, batch_size=batch, n_threads=n,
                                 parallel=par, thread_mode=mode)
 
-    assert choose_mode(cfg((64, 32, 10), 32, n=1)) == "serial"
-    assert choose_mode(cfg((64, 32, 10), 32, n=1, mode="data")) == "serial"
-    assert choose_mode(cfg((64, 32, 10), 32)) == "serial"              # W1
-    assert choose_mode(cfg((784, 256, 128, 10), 64)) == "blas"         # W2
-    assert choose_mode(cfg((784, 1024, 1024, 10), 256)) == "data"      # W3
-    assert choose_mode(cfg((64, 32, 10), 1)) == "serial"               # W4
-    assert choose_mode(cfg((784, 1024, 1024, 10), 256, par="hogwild")) == "data"
-    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=50_000) == "data"
-    # Hogwild: one-sample steps (W4), or fewer than two batches per thread (W5).
-    assert choose_mode(cfg((64, 32, 10), 1, par="hogwild")) == "serial"
-    assert choose_mode(cfg((784, 256, 128, 10), 20_000, par="hogwild"),
-                       n_samples=20_000) == "blas"
-    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=96) == "serial"
-    assert choose_mode(cfg((64, 32, 10), 32, par="hogwild"), n_samples=97) == "data"
-    assert choose_mode(cfg((64, 32, 10), 32, mode="data")) == "data"
-    assert choose_mode(cfg((64, 32, 10), 32, mode="blas")) == "blas"
-    assert choose_mode(cfg((64, 32, 10), 1, par="hogwild", mode="data")) == "data"
-    assert choose_mode(cfg((784, 1024, 1024, 10), 256, mode="blas")) == "blas"
-    assert choose_mode(cfg((64, 32, 10), 32, mode="data"), "numpy") == "blas"
-    assert 32 * 2_368 < BLAS_WORK_THRESHOLD <= 64 * 234_752
-    assert 64 * 234_752 < DATA_WORK_THRESHOLD <= 256 * 1_861_632
-    assert 1 * 2_368 < HOGWILD_WORK_THRESHOLD <= 32 * 2_368
+    W1, W2, W3 = ((64, 32, 10), 32), ((784, 256, 128, 10), 64), ((784, 1024, 1024, 10), 256)
+    W4, W5 = ((64, 32, 10), 1), ((784, 256, 128, 10), 20_000)
+    assert choose_mode(cfg(*W1, n=1)) == "serial"
+    assert choose_mode(cfg(*W1, n=1, mode="data")) == "serial"
+    for be in ("cython", "numba"):
+        assert choose_mode(cfg(*W1), be) == "serial"
+        assert choose_mode(cfg(*W3), be) == "data"
+        assert choose_mode(cfg(*W4), be) == "serial"
+        assert choose_mode(cfg(*W5), be) == "data"
+        assert choose_mode(cfg(*W3, par="hogwild"), be) == "data"
+        assert choose_mode(cfg(*W2, par="hogwild"), be, 60_000) == "data"
+        # Hogwild with one-sample steps (W4), or fewer than two batches per thread (W5):
+        # what sync gets short of "data".
+        assert choose_mode(cfg(*W4, par="hogwild"), be) == "serial"
+        assert choose_mode(cfg(*W5, par="hogwild"), be, 20_000) == "blas"
+        # Explicit modes are obeyed.
+        assert choose_mode(cfg(*W1, mode="data"), be) == "data"
+        assert choose_mode(cfg(*W1, mode="blas"), be) == "blas"
+        assert choose_mode(cfg(*W4, par="hogwild", mode="data"), be) == "data"
+        assert choose_mode(cfg(*W3, mode="blas"), be) == "blas"
+    assert choose_mode(cfg(*W2), "cython") == "blas"
+    assert choose_mode(cfg(*W2), "numba") == "serial"
+    assert choose_mode(cfg(*W1, par="hogwild"), "cython", 50_000) == "serial"
+    assert choose_mode(cfg(*W1, par="hogwild"), "numba", 50_000) == "data"
+    assert choose_mode(cfg(*W1, par="hogwild"), "numba", 96) == "serial"
+    assert choose_mode(cfg(*W1, par="hogwild"), "numba", 97) == "data"
+    assert choose_mode(cfg(*W1), None) == choose_mode(cfg(*W1), "cython")
+    assert choose_mode(cfg(*W1, mode="data"), "numpy") == "blas"
+    # The thresholds sit between the workloads they were measured on.
+    for hogwild_from, blas_from, data_from in WORK_THRESHOLDS.values():
+        assert 1 * 2_368 < hogwild_from <= 64 * 234_752
+        assert 32 * 2_368 < blas_from <= data_from <= 256 * 1_861_632
 
 
 @needs_2_cores
@@ -302,7 +310,7 @@ def test_thread_mode_is_validated():
 def test_blas_mode_runs_the_serial_epoch_with_blas_threads(rng, backend):
     X, y = _task(rng, n=300, d=200)
     layers = (200, 300, 3)
-    cfg = loop.TrainConfig(layer_sizes=layers, batch_size=64, n_threads=2)
+    cfg = loop.TrainConfig(layer_sizes=layers, batch_size=64, n_threads=2, thread_mode="blas")
     assert choose_mode(cfg, backend) == "blas"
     with thread_budget(cfg, get_backend(backend)) as run_cfg:
         assert run_cfg.n_threads == 1
@@ -311,7 +319,7 @@ def test_blas_mode_runs_the_serial_epoch_with_blas_threads(rng, backend):
     for n in (1, 2):
         net = nf.MLP(layers, random_state=0, dtype=np.float64)
         nf.train(net, X, y, epochs=2, batch_size=64, lr=0.01, backend=backend,
-                 n_threads=n, dropout=0.1, l2=1e-3, random_state=5)
+                 n_threads=n, dropout=0.1, l2=1e-3, random_state=5, thread_mode="blas")
         out.append(net.params.copy())
     # OpenBLAS may pick other kernels with 2 threads: equal up to the GEMM's rounding.
     assert _rel(out[1], out[0]) <= 1e-12

@@ -10,34 +10,29 @@ from threadpoolctl import threadpool_limits
 from .._validation import check_scalar
 
 __all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget",
-           "DATA_WORK_THRESHOLD", "BLAS_WORK_THRESHOLD", "HOGWILD_WORK_THRESHOLD",
-           "PARALLEL_BACKENDS"]
+           "WORK_THRESHOLDS", "PARALLEL_BACKENDS"]
 
-#: Multiply-adds of one step's forward GEMMs (batch rows x weights) from which a sync run
-#: splits each batch among its threads (data parallelism); below it, the serial epoch
-#: runs with threaded BLAS. Measured on the 2-core machine of bench/ (docs/threads.md):
-#: the per-step barriers, the weights each core must fetch from the other after an
-#: update, and two busy cores slowing each other's memory traffic cost a W1 step
-#: (32 x 2,368 weights = 7.6e4) more than half of it (data 0.65-0.8x of one thread,
-#: threaded BLAS ~1.0x: OpenBLAS keeps such GEMMs on one thread) and a W2 step
-#: (64 x 234,752 = 1.5e7) about as much as it saves (data 0.9-1.2x, BLAS 1.1-1.3x),
-#: while a W3 step (256 x 1.86e6 = 4.8e8) amortizes them (data 1.74-1.77x, BLAS 1.69x).
-DATA_WORK_THRESHOLD = 1 << 26
-
-#: Below this many multiply-adds per step a sync run keeps to one thread altogether: its
-#: GEMMs are too small for OpenBLAS to split (W1, 7.6e4: threaded BLAS measured
-#: 0.94-1.13x, i.e. nothing but noise and threadpoolctl's overhead), so the extra
-#: threads could only slow it down. W2 (1.5e7) gains from threaded BLAS (1.11-1.26x).
-BLAS_WORK_THRESHOLD = 1 << 20
-
-#: Hogwild runs its threaded epoch from this many multiply-adds per step: each step
-#: reads the weights the other threads have just written, and on W4 (one sample per
-#: step, 2,368 weights) that costs more than the step (0.20x Cython, 0.66x Numba), while
-#: W1's steps (7.6e4) do not lose (1.0-1.1x Cython, 1.4-1.7x Numba). Below it, and when
-#: an epoch has fewer than two batches per thread, a Hogwild run takes the serial epoch
-#: instead (with threaded BLAS for steps that are large enough, as sync does) -- one of
-#: the schedules Hogwild allows anyway.
-HOGWILD_WORK_THRESHOLD = 1 << 14
+#: Per backend, the multiply-adds of one step's forward GEMMs (batch rows x weights) from
+#: which ``thread_mode="auto"`` uses more than one thread, as ``(hogwild, blas, data)``:
+#: Hogwild runs its threaded epoch from ``hogwild`` on; a sync run splits each batch
+#: among its threads from ``data`` on and runs the serial epoch with threaded BLAS from
+#: ``blas`` on; below, one thread. Measured 1 -> 2 threads on the 2-core machine of
+#: bench/ (``bench/bench_threads.py``, four runs; docs/threads.md):
+#:
+#: - W1 (32 x 2,368 weights = 7.6e4): splitting the batch 0.66-0.97x, threaded BLAS
+#:   0.94-1.13x (OpenBLAS cannot split such GEMMs), Hogwild 0.99-1.10x (Cython: the two
+#:   writers' cache traffic eats the second core) but 1.40-1.68x (Numba's slower step);
+#: - W2 (64 x 234,752 = 1.5e7): threaded BLAS 1.02-1.26x (Cython) but 0.90-1.07x (Numba),
+#:   splitting 0.95-1.23x (Cython), 0.80-0.95x (Numba), Hogwild 1.20-1.63x;
+#: - W3 (256 x 1.86e6 = 4.8e8): splitting 1.59-1.82x (Cython), 1.32-1.57x (Numba),
+#:   threaded BLAS 1.46-1.71x;
+#: - W4 (1 x 2,368): everything threaded loses (Hogwild 0.19-0.28x Cython).
+#:
+#: Backends not listed (and ``backend_name=None``) use the Cython row.
+WORK_THRESHOLDS = {
+    "cython": (1 << 17, 1 << 20, 1 << 26),
+    "numba": (1 << 14, 1 << 26, 1 << 26),
+}
 
 
 def available_cores():
@@ -108,12 +103,12 @@ def choose_mode(cfg, backend_name=None, n_samples=None):
         serial result up to the rounding of BLAS's threaded GEMMs.
 
         ``cfg.thread_mode`` ``"data"`` or ``"blas"`` is obeyed. ``"auto"`` goes by the
-        multiply-adds of a step (batch rows x weights): sync gets ``"data"`` from
-        :data:`DATA_WORK_THRESHOLD` on, ``"blas"`` from :data:`BLAS_WORK_THRESHOLD` on,
-        ``"serial"`` below; Hogwild gets ``"data"`` from :data:`HOGWILD_WORK_THRESHOLD`
-        on when an epoch has at least two batches per thread, otherwise what sync would
-        get short of ``"data"``. A backend without a multithreaded epoch (the NumPy
-        reference) gets ``"blas"``.
+        multiply-adds of a step (batch rows x weights) and the backend's row of
+        :data:`WORK_THRESHOLDS`: sync gets ``"data"`` from its ``data`` threshold on,
+        ``"blas"`` from its ``blas`` threshold on, ``"serial"`` below; Hogwild gets
+        ``"data"`` from its ``hogwild`` threshold on when an epoch has at least two
+        batches per thread, otherwise what sync would get short of ``"data"``. A backend
+        without a multithreaded epoch (the NumPy reference) gets ``"blas"``.
     """
     if cfg.n_threads <= 1:
         return "serial"
@@ -121,15 +116,17 @@ def choose_mode(cfg, backend_name=None, n_samples=None):
         return "blas"
     if cfg.thread_mode != "auto":
         return cfg.thread_mode
+    hogwild_from, blas_from, data_from = WORK_THRESHOLDS.get(backend_name,
+                                                             WORK_THRESHOLDS["cython"])
     work = _step_work(cfg)
     if cfg.parallel == "hogwild":
         few = (n_samples is not None
                and -(-int(n_samples) // cfg.batch_size) < 2 * cfg.n_threads)
-        if work >= HOGWILD_WORK_THRESHOLD and not few:
+        if work >= hogwild_from and not few:
             return "data"
-    elif work >= DATA_WORK_THRESHOLD:
+    elif work >= data_from:
         return "data"
-    return "blas" if work >= BLAS_WORK_THRESHOLD else "serial"
+    return "blas" if work >= blas_from else "serial"
 
 
 def _numba_threads():
