@@ -341,3 +341,19 @@ def test_import_and_train_with_unwritable_cache_dirs(tmp_path):
     assert res["cache"] and res["source"] == "fallback"
     assert res["cache_dir"].startswith(str(tmp))
     assert any(p.suffix == ".nbi" for p in Path(res["cache_dir"]).rglob("*"))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_run_epoch_rejects_x_of_another_dtype(n_threads):
+    import dataclasses
+
+    from nnopt_fast.kernels import numba_backend
+
+    net = nf.MLP((4, 5, 3), random_state=0, dtype=np.float32)
+    cfg = dataclasses.replace(make_config(net, batch_size=8, n_samples=16),
+                              n_threads=n_threads)
+    state = TrainState(net, cfg)
+    X = np.zeros((16, 4))                       # float64 for a float32 model
+    with pytest.raises(TypeError, match="X must be a float32 array"):
+        numba_backend.run_epoch(cfg, state, X, np.zeros(16, np.int64), None,
+                                np.arange(16, dtype=np.int64), 0.1, 0)

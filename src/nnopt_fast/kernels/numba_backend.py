@@ -690,6 +690,28 @@ def _workspace(cfg, state, dtype):
     return ws
 
 
+def epoch_inputs(cfg, state, X, T, sw, perm):
+    """The arrays an epoch kernel takes: ``(X, y, Y, sw, has_sw, perm)``, C-contiguous.
+
+    Labels go to ``y`` (int64) for a softmax output, targets to ``Y`` (the model dtype)
+    otherwise, the other one empty; ``sw=None`` becomes an empty array. Raises TypeError
+    when X is not in the model's dtype (the kernels never cast it).
+    """
+    dt = state.params.dtype
+    if not isinstance(X, np.ndarray) or X.dtype != dt:
+        raise TypeError(f"X must be a {dt} array like the model's parameters, got "
+                        f"{getattr(X, 'dtype', type(X).__name__)}")
+    X = np.ascontiguousarray(X)
+    perm = np.ascontiguousarray(perm, dtype=np.int64)
+    if cfg.output == "softmax":
+        y, Y = np.ascontiguousarray(T, dtype=np.int64), np.zeros((0, 0), dtype=dt)
+    else:
+        y, Y = np.zeros(0, dtype=np.int64), np.ascontiguousarray(T, dtype=dt)
+    has_sw = sw is not None
+    swa = np.ascontiguousarray(sw, dtype=dt) if has_sw else np.zeros(0, dtype=dt)
+    return X, y, Y, swa, has_sw, perm
+
+
 def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
     """One epoch of mini-batch training, the whole loop in one compiled function.
 
@@ -713,16 +735,8 @@ def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
         from .numba_parallel import run_epoch_parallel
 
         return run_epoch_parallel(cfg, state, X, T, sw, perm, lr, step0)
-    dt = X.dtype
-    ws = _workspace(cfg, state, dt)
-    X = np.ascontiguousarray(X)
-    perm = np.ascontiguousarray(perm, dtype=np.int64)
-    if cfg.output == "softmax":
-        y, Y = np.ascontiguousarray(T, dtype=np.int64), np.zeros((0, 0), dtype=dt)
-    else:
-        y, Y = np.zeros(0, dtype=np.int64), np.ascontiguousarray(T, dtype=dt)
-    has_sw = sw is not None
-    swa = np.ascontiguousarray(sw, dtype=dt) if has_sw else np.zeros(0, dtype=dt)
+    X, y, Y, swa, has_sw, perm = epoch_inputs(cfg, state, X, T, sw, perm)
+    ws = _workspace(cfg, state, X.dtype)
     data, pen, n_steps, status = _epoch(
         X, y, Y, swa, has_sw, perm, ws.B, int(step0), int(state.t), state.params,
         state.grads, state.velocity, state.m, state.v, state.offsets, ws.sizes, ws.hoff,

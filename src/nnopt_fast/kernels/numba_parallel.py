@@ -301,19 +301,12 @@ def run_epoch_parallel(cfg, state, X, T, sw, perm, lr, step0):
     ZeroDivisionError
         When a batch has zero total sample weight.
     """
+    X, y, Y, swa, has_sw, perm = nb_.epoch_inputs(cfg, state, X, T, sw, perm)
     dt = X.dtype
     ws = nb_._workspace(cfg, state, dt)
     n_threads = int(cfg.n_threads)
     hogwild = cfg.parallel == "hogwild"
     _par_buffers(ws, n_threads, hogwild, state.params.size, dt)
-    X = np.ascontiguousarray(X)
-    perm = np.ascontiguousarray(perm, dtype=np.int64)
-    if cfg.output == "softmax":
-        y, Y = np.ascontiguousarray(T, dtype=np.int64), np.zeros((0, 0), dtype=dt)
-    else:
-        y, Y = np.zeros(0, dtype=np.int64), np.ascontiguousarray(T, dtype=dt)
-    has_sw = sw is not None
-    swa = np.ascontiguousarray(sw, dtype=dt) if has_sw else np.zeros(0, dtype=dt)
     common = (ACTIVATIONS[cfg.activation], OUTPUTS[cfg.output], ws.eps, ws.drop_on,
               ws.layer_keys, ws.drop_thr, ws.drop_scale)
     hyper = (OPTIMIZERS[cfg.optimizer], float(lr), float(cfg.momentum), float(cfg.beta1),
