@@ -20,7 +20,7 @@ __all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget
 #: bench/ (``bench/bench_threads.py``, four runs; docs/threads.md):
 #:
 #: - W1 (32 x 2,368 weights = 7.6e4): splitting the batch 0.66-0.97x, threaded BLAS
-#:   0.94-1.13x (OpenBLAS cannot split such GEMMs), Hogwild 0.99-1.10x (Cython: the two
+#:   0.94-1.13x (OpenBLAS cannot split such GEMMs), Hogwild 0.99-1.32x (Cython: the two
 #:   writers' cache traffic eats the second core) but 1.40-1.68x (Numba's slower step);
 #: - W2 (64 x 234,752 = 1.5e7): threaded BLAS 1.02-1.26x (Cython) but 0.90-1.07x (Numba),
 #:   splitting 0.95-1.23x (Cython), 0.80-0.95x (Numba), Hogwild 1.20-1.63x;
