@@ -407,6 +407,24 @@ def test_diagnose_command(tmp_path, rng, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_diagnose_reads_real_targets_from_csv(tmp_path, rng, capsys):
+    # One loader serves both commands: train wants integer labels, diagnose any target.
+    from nnopt_fast.cli import UsageError, load_data, main
+
+    X, y = _regression(rng, 30, noise=0.1)
+    path = tmp_path / "reg.csv"
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",")
+    Xr, yr = load_data(str(path), integer_labels=False)
+    np.testing.assert_allclose(Xr, X)
+    np.testing.assert_allclose(yr, y)
+    with pytest.raises(UsageError, match="integer class labels"):
+        load_data(str(path))
+    one = tmp_path / "one.csv"
+    np.savetxt(one, np.column_stack([X, y])[:1], delimiter=",")
+    assert main(["diagnose", "--data", str(one), "--out", str(tmp_path / "o")]) == 2
+    assert "expected at least 2 rows, got 1" in capsys.readouterr().err
+
+
 def test_progress_bar(rng, capsys):
     X, y = _regression(rng, 20)
     with warnings.catch_warnings():

@@ -163,21 +163,24 @@ def _run_diagnose(argv):
 # ---------------------------------------------------------------------------
 # nnopt-fast train
 # ---------------------------------------------------------------------------
-def load_data(path):
-    """Read a classification data set from ``.csv`` (label in the last column) or ``.npz``.
+def load_data(path, integer_labels=True):
+    """Read a data set from ``.csv`` (target in the last column) or ``.npz``.
 
     Parameters
     ----------
     path : str
         ``.csv``: numbers separated by commas, one sample per row, an optional header line,
-        the class label in the last column. ``.npz``: arrays ``X`` (n_samples, n_features)
+        the target in the last column. ``.npz``: arrays ``X`` (n_samples, n_features)
         and ``y`` (n_samples,).
+    integer_labels : bool, default=True
+        A ``.csv`` target column must hold integer class labels (returned as int64);
+        False accepts any finite numbers (float64), e.g. regression targets.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features), float64
     y : ndarray of shape (n_samples,)
-        The labels as read (any integer values or strings).
+        The targets as read (from ``.npz``: any integer values, numbers or strings).
 
     Raises
     ------
@@ -188,7 +191,7 @@ def load_data(path):
         raise UsageError(f"--data: no such file: {path}")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
-        X, y = _load_csv(path)
+        X, y = _load_csv(path, integer_labels)
     elif ext == ".npz":
         X, y = _load_npz(path)
     else:
@@ -205,7 +208,7 @@ def load_data(path):
     return X, y
 
 
-def _load_csv(path):
+def _load_csv(path, integer_labels):
     def read(skiprows):
         return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skiprows, dtype=np.float64)
 
@@ -223,6 +226,10 @@ def _load_csv(path):
         raise UsageError(f"--data: {path}: expected at least one row of features followed by a "
                          f"label column, got shape {data.shape}")
     X, y = data[:, :-1], data[:, -1]
+    if not integer_labels:
+        if not np.all(np.isfinite(y)):
+            raise UsageError(f"--data: {path}: the last column contains NaN or infinity")
+        return X, y
     if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
         raise UsageError(f"--data: {path}: the last column must hold integer class labels")
     return X, y.astype(np.int64)

@@ -4,7 +4,6 @@ import argparse
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 
@@ -66,41 +65,6 @@ def _fail(message):
     raise UsageError(message)
 
 
-def load_data(path):
-    """Read ``X`` (float64, 2-D) and ``y`` (1-D) from a .csv or .npz file; see ``--data``."""
-    if not os.path.isfile(path):
-        _fail(f"--data: no such file: {path}")
-    ext = os.path.splitext(path)[1].lower()
-    try:
-        if ext == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                if "X" not in f.files or "y" not in f.files:
-                    _fail(f"--data: {path}: needs arrays X and y, the file holds "
-                          f"{sorted(f.files)}")
-                X, y = np.asarray(f["X"], dtype=np.float64), f["y"]
-        elif ext == ".csv":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    data = np.loadtxt(path, delimiter=",", ndmin=2)
-                except ValueError:  # a header line
-                    data = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
-            if data.shape[0] < 2 or data.shape[1] < 2:
-                _fail(f"--data: {path}: expected rows of features then a target column, got "
-                      f"shape {data.shape}")
-            X, y = data[:, :-1], data[:, -1]
-        else:
-            _fail(f"--data: {path}: expected a .csv or .npz file")
-    except (ValueError, OSError) as exc:
-        _fail(f"--data: {path}: unreadable ({' '.join(str(exc).split())})")
-    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
-        _fail(f"--data: {path}: X must be 2-D and y 1-D with as many rows, got {X.shape} "
-              f"and {y.shape}")
-    if not np.isfinite(X).all():
-        _fail(f"--data: {path}: X contains NaN or infinity")
-    return X, y
-
-
 def _is_regression(y, task):
     if task != "auto":
         return task == "regression"
@@ -154,7 +118,11 @@ def run(args):
         X, y = load_digits(return_X_y=True)
         data_name = "digits"
     else:
-        X, y = load_data(args.data)
+        from ..cli import load_data
+
+        X, y = load_data(args.data, integer_labels=False)
+        if len(X) < 2:
+            _fail(f"--data: {args.data}: expected at least 2 rows, got {len(X)}")
         data_name = os.path.basename(args.data)
     regression = _is_regression(y, args.task)
     if regression:
