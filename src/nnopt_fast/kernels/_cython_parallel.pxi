@@ -332,8 +332,8 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
                        const int64_t[::1] perm, double lr, int64_t step0, int64_t t0):
     """One epoch on ``n_threads`` OpenMP threads, in one parallel region.
 
-    ``ws`` is the run's workspace of ``cython_backend`` (plan, serial buffer); the
-    per-thread activation and gradient buffers are added to it on the first call.
+    ``ws`` is the run's workspace of ``cython_backend`` (plan, serial buffer): sync runs in
+    its buffer, Hogwild adds per-thread activation and gradient buffers on its first call.
     Arguments are validated by ``cython_backend.run_epoch``. BLAS must be single-threaded
     here (``nnopt_fast.train.threads`` arranges it). Returns
     ``(data_loss, penalty_loss, n_steps, status)`` like the serial epoch.
@@ -347,6 +347,7 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
     cdef const floating *swp = NULL
     cdef floating[:, ::1] bufs
     cdef floating[:, ::1] gbufs
+    cdef floating[::1] sbuf
     cdef double[::1] shared
     cdef int status = 0, s
     cdef nn_barrier bar
@@ -356,15 +357,13 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
     _fill_plan(ws["plan"], &p)
     key = (n_threads, hogwild)
     if ws.get("par_key") != key:
-        # Hogwild: an activation and a gradient buffer per thread. Sync: the serial
-        # workspace, each thread using its own rows.
-        nbuf = n_threads if hogwild else 1
-        ws["par_bufs"] = _padded_rows(nbuf, ws["buf"].shape[0], ws["dtype"])
-        ws["par_grads"] = _padded_rows(nbuf, params.shape[0] if hogwild else 1, ws["dtype"])
+        # Hogwild: an activation and a gradient buffer per thread. Sync uses the serial
+        # workspace ws["buf"], each thread its own rows of it.
+        if hogwild:
+            ws["par_bufs"] = _padded_rows(n_threads, ws["buf"].shape[0], ws["dtype"])
+            ws["par_grads"] = _padded_rows(n_threads, params.shape[0], ws["dtype"])
         ws["par_shared"] = _padded_rows(1, PAR_SLOT * (n_threads + 1), _np.float64)[0]
         ws["par_key"] = key
-    bufs = ws["par_bufs"]
-    gbufs = ws["par_grads"]
     shared = ws["par_shared"]
     shared[:] = 0.0
     if p.out == OUT_SOFTMAX:
@@ -379,6 +378,8 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
     if perm.shape[0] == 0:
         return 0.0, 0.0, 0, 0
     if hogwild:
+        bufs = ws["par_bufs"]
+        gbufs = ws["par_grads"]
         with nogil, parallel(num_threads=n_threads):
             _hogwild_worker(&p, &params[0], _data(velocity), _data(m), _data(v), &bufs[0, 0],
                             bufs.shape[1], &gbufs[0, 0], gbufs.shape[1], &X[0, 0], y, Y, swp,
@@ -389,9 +390,10 @@ def run_epoch_parallel(dict ws, int n_threads, bint hogwild, floating[::1] param
             steps += shared[PAR_SLOT * s + 2]
         return data, pen, <Py_ssize_t>steps, status
     nn_bar_init(&bar, n_threads)
+    sbuf = ws["buf"]
     with nogil, parallel(num_threads=n_threads):
         _sync_worker(&p, &params[0], &grads[0], _data(velocity), _data(m), _data(v),
-                     &bufs[0, 0], n_threads, &X[0, 0], y, Y, swp, &perm[0], perm.shape[0], lr,
+                     &sbuf[0], n_threads, &X[0, 0], y, Y, swp, &perm[0], perm.shape[0], lr,
                      step0, t0, &shared[0], &status, &bar)
     for s in range(n_threads):
         pen += shared[PAR_SLOT * s + 1]
