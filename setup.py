@@ -19,25 +19,28 @@ def _extensions():
     from Cython.Build import cythonize
     from setuptools import Extension
 
+    # No OpenMP runtime: the threaded epochs run on threads nnopt_fast starts itself
+    # (kernels/team.py), which survive fork and never share a pool between fits.
     if sys.platform == "win32":
-        compile_args, link_args = ["/O2", "/openmp"], []
-    elif sys.platform == "darwin":
-        # Apple clang has no -fopenmp; the C code falls back to serial loops without _OPENMP.
-        compile_args, link_args = ["-O3", "-fno-math-errno", "-ffp-contract=off"], []
+        compile_args, link_args = ["/O2"], []
     else:
         # -ffp-contract=off: no fused multiply-adds, so every operation rounds as NumPy's
         # does and float64 results match the reference to the last ulps.
         # -fno-math-errno: lets sqrt vectorize; results are unchanged.
-        compile_args = ["-O3", "-fopenmp", "-fno-math-errno", "-ffp-contract=off"]
-        link_args = ["-fopenmp"]
+        # -fopenmp-simd: only the `omp simd` loop pragmas (vectorized sums), no runtime.
+        compile_args = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-fopenmp-simd",
+                        "-DNN_OPENMP_SIMD"]
+        link_args = []
     if os.environ.get("NNOPT_NATIVE") == "1":
         compile_args.append("-march=native")
     ext = Extension(
         "nnopt_fast.kernels._cython",
-        sources=["src/nnopt_fast/kernels/_cython.pyx", "csrc/nn_fused.c", "csrc/nn_parallel.c"],
+        sources=["src/nnopt_fast/kernels/_cython.pyx", "csrc/nn_fused.c", "csrc/nn_parallel.c",
+                 "csrc/nn_step.c"],
         include_dirs=["csrc", np.get_include()],
-        depends=["csrc/nn_fused.h", "csrc/nn_fused_impl.h", "csrc/nn_math.h", "csrc/nn_parallel.h",
-                 "src/nnopt_fast/kernels/_cython_parallel.pxi"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        depends=["csrc/nn_codes.h", "csrc/nn_fused.h", "csrc/nn_fused_impl.h", "csrc/nn_math.h",
+                 "csrc/nn_parallel.h", "csrc/nn_step.h", "csrc/nn_step_impl.h"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )

@@ -4,10 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "nn_math.h"
 
 /*
@@ -40,15 +36,6 @@ const char *nn_simd_path(void)
         return "avx2";
 #endif
     return "default";
-}
-
-int nn_openmp_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
 
 uint64_t nn_dropout_key(uint64_t seed, uint64_t layer, uint64_t step)

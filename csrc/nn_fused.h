@@ -4,25 +4,18 @@
 /*
  * Fused elementwise kernels of the Cython backend (float32 "_f32" and float64 "_f64").
  *
- * All matrices are row-major and contiguous; n_rows x n_cols. Codes follow
- * nnopt_fast.kernels.reference: activations identity 0, tanh 1, relu 2, logistic 3.
- * The math of each kernel is the one of the reference kernel of the same stem; the
- * GEMMs live in the Cython layer (scipy's BLAS).
+ * All matrices are row-major and contiguous; n_rows x n_cols. Activation codes are
+ * those of nn_codes.h. The math of each kernel is the one of the reference kernel of
+ * the same stem; the training step that calls them, and the GEMMs, are in nn_step.c.
  */
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define NN_ACT_IDENTITY 0
-#define NN_ACT_TANH 1
-#define NN_ACT_RELU 2
-#define NN_ACT_LOGISTIC 3
+#include "nn_codes.h"
 
 /* Which target_clones variant runs on this CPU: "avx512f", "avx2" or "default". */
 const char *nn_simd_path(void);
-/* Threads OpenMP would use (1 when built without OpenMP). */
-int nn_openmp_threads(void);
-
 /* reference.dropout_key(seed, layer, step). */
 uint64_t nn_dropout_key(uint64_t seed, uint64_t layer, uint64_t step);
 

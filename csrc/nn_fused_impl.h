@@ -379,7 +379,7 @@ NN_CLONES void NN_S(nn_penalty_sums)(const NN_T *W, ptrdiff_t n, double *s2, dou
 {
     double a2 = 0.0, a1 = 0.0;
     /* A reordered (vectorized) sum: NumPy's own dot and sum orders differ anyway. */
-#if defined(_OPENMP)
+#if defined(_OPENMP) || defined(NN_OPENMP_SIMD)
 #pragma omp simd reduction(+ : a2, a1)
 #endif
     for (ptrdiff_t i = 0; i < n; i++) {

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from nnopt_fast.kernels import reference as ref
+from nnopt_fast.kernels.hashing import mix64_int
 
 DTYPES = [np.float32, np.float64]
 #: float32 results are compared with float64 formulas up to a few float32 ulps.
@@ -297,7 +298,7 @@ def test_optimizers_under_a_constant_gradient_follow_their_closed_forms():
 def _hash_kept(seed, layer, step, e, keep):
     """The documented rule for element e, in Python integers: mix(k + (e+1) G) >> 40 < thr."""
     k = ref.dropout_key(seed, layer, step)
-    bits = ref._mix64_int(k + (e + 1) * 0x9E3779B97F4A7C15) >> 40
+    bits = mix64_int(k + (e + 1) * 0x9E3779B97F4A7C15) >> 40
     return bits < int(keep * 2**24)
 
 

@@ -8,7 +8,9 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import nnopt_fast as nf
-from nnopt_fast.kernels import _cython, cython_backend, get_backend, numba_parallel
+from nnopt_fast.kernels import get_backend
+from nnopt_fast.kernels.epoch import check_epoch
+from nnopt_fast.kernels.team import new_stop_flag
 from nnopt_fast.train import loop
 from nnopt_fast.train.state import TrainState
 from nnopt_fast.train.threads import (
@@ -116,13 +118,13 @@ def test_parallel_epoch_with_one_slice_matches_serial_bitwise(rng, backend):
                                dropout=0.2, seed=3)
         state = TrainState(net, cfg)
         perm = np.random.default_rng(1).permutation(len(X)).astype(np.int64)
-        if parallel_path and backend == "cython":
-            ws = cython_backend._workspace(cfg, state, X.dtype)
-            r = _cython.run_epoch_parallel(ws, 1, False, state.params, state.grads,
-                                           state.velocity, state.m, state.v, X, y, None,
-                                           perm, 0.1, 0, 0)
-        elif parallel_path:
+        if parallel_path and backend == "numba":
+            from nnopt_fast.kernels import numba_parallel
+
             r = numba_parallel.run_epoch_parallel(cfg, state, X, y, None, perm, 0.1, 0)
+        elif parallel_path:
+            plan, data, perm = check_epoch(cfg, state, X, y, None, perm)
+            r = be.parallel_epoch(cfg, plan, state, data, perm, 0.1, 0, new_stop_flag())
         else:
             r = be.run_epoch(cfg, state, X, y, None, perm, 0.1, 0)
         out.append((r, net.params.copy()))
@@ -329,6 +331,8 @@ def test_blas_mode_runs_the_serial_epoch_with_blas_threads(rng, backend):
 def test_numba_sync_without_enough_threads_falls_back_to_the_same_result(rng):
     # Fewer Numba threads than slices: a fork/join per batch instead of the barrier loop.
     import numba
+
+    from nnopt_fast.kernels import numba_parallel
 
     X, y = _task(rng)
     out = []

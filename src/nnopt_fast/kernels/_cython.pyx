@@ -1,35 +1,114 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Cython layer of the compiled backend: BLAS GEMMs, the fused C kernels, the epoch loop."""
+"""Cython layer of the compiled backend: the C training step's entry points and the single
+kernels' typed bodies (``csrc/``; arguments are validated by ``kernels.dispatch``)."""
 
-from libc.math cimport isfinite, pow, sqrt
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
+
+cimport numpy as cnp
 from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+cnp.import_array()
+
+cdef extern from "nn_step.h" nogil:
+    int NN_ACT_IDENTITY, NN_ACT_TANH, NN_ACT_RELU, NN_ACT_LOGISTIC
+    int NN_OUT_SOFTMAX, NN_OUT_LOGISTIC, NN_OUT_IDENTITY
+    int NN_OPT_SGD, NN_OPT_MOMENTUM, NN_OPT_NESTEROV, NN_OPT_ADAM
+    int NN_STATUS_OK, NN_STATUS_NONFINITE, NN_STATUS_ZERO_WEIGHT, NN_STATUS_INTERRUPTED
+
+    ctypedef void nn_sgemm_fn(char *, char *, int *, int *, int *, float *, float *, int *,
+                              float *, int *, float *, float *, int *) noexcept nogil
+    ctypedef void nn_dgemm_fn(char *, char *, int *, int *, int *, double *, double *, int *,
+                              double *, int *, double *, double *, int *) noexcept nogil
+    void nn_set_blas(nn_sgemm_fn *sgemm, nn_dgemm_fn *dgemm)
+
+    ctypedef struct nn_plan:
+        int n_layers, activation, output, optimizer, fused_sgd, l1_proximal, l1_subgradient
+        Py_ssize_t batch_size
+        const int64_t *sizes
+        const int64_t *param_offsets
+        const int64_t *work_offsets
+        const uint64_t *layer_keys
+        const uint64_t *drop_threshold
+        const double *keep_inv
+        double l2, l1, penalty_div, momentum, beta1, beta2, adam_epsilon
+    ctypedef struct nn_epoch:
+        const int64_t *perm
+        Py_ssize_t n_perm
+        double lr
+        int64_t step0, t0
+        const int32_t *stop
+    ctypedef struct nn_result:
+        double data_loss, penalty_loss
+        int64_t n_steps
+    ctypedef struct nn_team:
+        int n_threads
+    nn_team *nn_team_create(int n_threads)
+    void nn_team_destroy(nn_team *team)
+    void nn_team_reset(nn_team *team)
+    int nn_team_result(const nn_team *team, int hogwild, nn_result *res)
+
+    ctypedef struct nn_state_f32:
+        float *params
+        float *grads
+        float *velocity
+        float *adam_m
+        float *adam_v
+    ctypedef struct nn_state_f64:
+        double *params
+        double *grads
+        double *velocity
+        double *adam_m
+        double *adam_v
+    ctypedef struct nn_data_f32:
+        const float *X
+        const int64_t *y
+        const float *Y
+        const float *sw
+    ctypedef struct nn_data_f64:
+        const double *X
+        const int64_t *y
+        const double *Y
+        const double *sw
+    int nn_epoch_serial_f32(const nn_plan *p, nn_state_f32 *st, const nn_data_f32 *data,
+                            const nn_epoch *ep, float *work, nn_result *res)
+    int nn_epoch_serial_f64(const nn_plan *p, nn_state_f64 *st, const nn_data_f64 *data,
+                            const nn_epoch *ep, double *work, nn_result *res)
+    void nn_sync_worker_f32(const nn_plan *p, nn_state_f32 *st, const nn_data_f32 *data,
+                            const nn_epoch *ep, float *work, nn_team *team, int tid)
+    void nn_sync_worker_f64(const nn_plan *p, nn_state_f64 *st, const nn_data_f64 *data,
+                            const nn_epoch *ep, double *work, nn_team *team, int tid)
+    void nn_hogwild_worker_f32(const nn_plan *p, nn_state_f32 *st, const nn_data_f32 *data,
+                               const nn_epoch *ep, float *work, float *grads, nn_team *team,
+                               int tid)
+    void nn_hogwild_worker_f64(const nn_plan *p, nn_state_f64 *st, const nn_data_f64 *data,
+                               const nn_epoch *ep, double *work, double *grads, nn_team *team,
+                               int tid)
+    void nn_dense_forward_f32(const float *A, const float *W, const float *b, Py_ssize_t n,
+                              Py_ssize_t k, Py_ssize_t c, int act, float *out)
+    void nn_dense_forward_f64(const double *A, const double *W, const double *b, Py_ssize_t n,
+                              Py_ssize_t k, Py_ssize_t c, int act, double *out)
+    void nn_dense_backward_f32(const float *dZ, const float *A, const float *W, Py_ssize_t n,
+                               Py_ssize_t k, Py_ssize_t c, float scale, float *dW, float *db,
+                               float *dA)
+    void nn_dense_backward_f64(const double *dZ, const double *A, const double *W,
+                               Py_ssize_t n, Py_ssize_t k, Py_ssize_t c, double scale,
+                               double *dW, double *db, double *dA)
+    double nn_output_loss_f32(int output, float *dZ, const float *Z, const float *b,
+                              const int64_t *y, const float *Y, const int64_t *idx,
+                              const float *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
+    double nn_output_loss_f64(int output, double *dZ, const double *Z, const double *b,
+                              const int64_t *y, const double *Y, const int64_t *idx,
+                              const double *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
 
 cdef extern from "nn_fused.h" nogil:
     const char *nn_simd_path()
-    int nn_openmp_threads()
     uint64_t nn_dropout_key(uint64_t seed, uint64_t layer, uint64_t step)
-    void nn_prefetch_rows(const void *base, size_t row_bytes, const int64_t *idx, Py_ssize_t n)
     void nn_tanh_array_f32(float *out, const float *x, Py_ssize_t n)
     void nn_tanh_array_f64(double *out, const double *x, Py_ssize_t n)
-    void nn_gather_rows_f32(float *out, const float *X, const int64_t *idx, Py_ssize_t n_rows, Py_ssize_t n_cols)
-    void nn_gather_rows_f64(double *out, const double *X, const int64_t *idx, Py_ssize_t n_rows, Py_ssize_t n_cols)
-    void nn_bias_act_f32(float *H, const float *b, Py_ssize_t n_rows, Py_ssize_t n_cols, int act)
-    void nn_bias_act_f64(double *H, const double *b, Py_ssize_t n_rows, Py_ssize_t n_cols, int act)
-    void nn_bias_act_dropout_f32(float *H, float *A, float *M, const float *b, Py_ssize_t n_rows, Py_ssize_t n_cols, int act, uint64_t key, int64_t row0, uint64_t thr, float scale)
-    void nn_bias_act_dropout_f64(double *H, double *A, double *M, const double *b, Py_ssize_t n_rows, Py_ssize_t n_cols, int act, uint64_t key, int64_t row0, uint64_t thr, double scale)
     void nn_act_backward_f32(float *out, const float *dA, const float *H, const float *M, Py_ssize_t n, int act)
     void nn_act_backward_f64(double *out, const double *dA, const double *H, const double *M, Py_ssize_t n, int act)
     void nn_dropout_mask_f32(float *out, Py_ssize_t n_rows, Py_ssize_t n_cols, uint64_t key, int64_t row0, uint64_t thr, float scale)
     void nn_dropout_mask_f64(double *out, Py_ssize_t n_rows, Py_ssize_t n_cols, uint64_t key, int64_t row0, uint64_t thr, double scale)
-    double nn_softmax_xent_f32(float *dZ, const float *Z, const float *b, const int64_t *y, const int64_t *idx, const float *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
-    double nn_softmax_xent_f64(double *dZ, const double *Z, const double *b, const int64_t *y, const int64_t *idx, const double *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
-    double nn_logistic_xent_f32(float *dZ, const float *Z, const float *b, const float *Y, const int64_t *idx, const float *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
-    double nn_logistic_xent_f64(double *dZ, const double *Z, const double *b, const double *Y, const int64_t *idx, const double *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
-    double nn_squared_error_f32(float *dZ, const float *Z, const float *b, const float *Y, const int64_t *idx, const float *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
-    double nn_squared_error_f64(double *dZ, const double *Z, const double *b, const double *Y, const int64_t *idx, const double *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
-    void nn_colsum_f32(float *out, const float *D, Py_ssize_t n_rows, Py_ssize_t n_cols, float scale)
-    void nn_colsum_f64(double *out, const double *D, Py_ssize_t n_rows, Py_ssize_t n_cols, double scale)
     void nn_sgd_update_f32(float *W, const float *G, Py_ssize_t n, float lr, float c2, float c1)
     void nn_sgd_update_f64(double *W, const double *G, Py_ssize_t n, double lr, double c2, double c1)
     void nn_momentum_update_f32(float *W, const float *G, float *V, Py_ssize_t n, float lr, float c2, float c1, float mu)
@@ -51,436 +130,186 @@ ctypedef fused floating:
     float
     double
 
-# Codes shared with reference.OUTPUTS / reference.OPTIMIZERS.
-cdef enum:
-    OUT_SOFTMAX = 0
-    OUT_LOGISTIC = 1
-    OUT_IDENTITY = 2
-    OPT_SGD = 0
-    OPT_MOMENTUM = 1
-    OPT_NESTEROV = 2
-    OPT_ADAM = 3
+nn_set_blas(<nn_sgemm_fn *>sgemm, <nn_dgemm_fn *>dgemm)
 
 
-# ---------------------------------------------------------------------------
-# typed dispatch to the C kernels
-# ---------------------------------------------------------------------------
-cdef inline void _rgemm(bint ta, bint tb, int m, int n, int k, floating alpha,
-                        const floating *A, int lda, const floating *B, int ldb,
-                        floating beta, floating *C, int ldc) noexcept nogil:
-    """Row-major ``C = alpha op(A) op(B) + beta C`` (m x n), through column-major BLAS.
-
-    A row-major matrix is its transpose in column-major order, so ``C^T = op(B)^T op(A)^T``
-    is one column-major GEMM with the operands swapped.
-    """
-    cdef char ca = b'T' if tb else b'N'
-    cdef char cb = b'T' if ta else b'N'
-    cdef Py_ssize_t i
-    if m == 0 or n == 0:
-        return
-    if k == 0:
-        # BLAS would reject the zero leading dimensions; the product is empty.
-        for i in range(<Py_ssize_t>m * n):
-            C[i] = 0 if beta == 0 else beta * C[i]
-        return
-    if floating is float:
-        sgemm(&ca, &cb, &n, &m, &k, &alpha, <float *>B, &ldb, <float *>A, &lda, &beta, C, &ldc)
-    else:
-        dgemm(&ca, &cb, &n, &m, &k, &alpha, <double *>B, &ldb, <double *>A, &lda, &beta, C, &ldc)
+def codes():
+    """The integer codes this extension was compiled with (``csrc/nn_codes.h``)."""
+    return {
+        "ACTIVATIONS": {"identity": NN_ACT_IDENTITY, "tanh": NN_ACT_TANH, "relu": NN_ACT_RELU,
+                        "logistic": NN_ACT_LOGISTIC},
+        "OUTPUTS": {"softmax": NN_OUT_SOFTMAX, "logistic": NN_OUT_LOGISTIC,
+                    "identity": NN_OUT_IDENTITY},
+        "OPTIMIZERS": {"sgd": NN_OPT_SGD, "momentum": NN_OPT_MOMENTUM,
+                       "nesterov": NN_OPT_NESTEROV, "adam": NN_OPT_ADAM},
+        "STATUS": {"ok": NN_STATUS_OK, "nonfinite": NN_STATUS_NONFINITE,
+                   "zero_weight": NN_STATUS_ZERO_WEIGHT, "interrupted": NN_STATUS_INTERRUPTED},
+    }
 
 
-cdef inline void _bias_act(floating *H, const floating *b, Py_ssize_t r, Py_ssize_t c, int act) noexcept nogil:
-    if floating is float:
-        nn_bias_act_f32(H, b, r, c, act)
-    else:
-        nn_bias_act_f64(H, b, r, c, act)
-
-
-cdef inline void _bias_act_dropout(floating *H, floating *A, floating *M, const floating *b,
-                                   Py_ssize_t r, Py_ssize_t c, int act, uint64_t key,
-                                   int64_t row0, uint64_t thr, floating scale) noexcept nogil:
-    if floating is float:
-        nn_bias_act_dropout_f32(H, A, M, b, r, c, act, key, row0, thr, scale)
-    else:
-        nn_bias_act_dropout_f64(H, A, M, b, r, c, act, key, row0, thr, scale)
-
-
-cdef inline void _act_backward(floating *out, const floating *dA, const floating *H,
-                               const floating *M, Py_ssize_t n, int act) noexcept nogil:
-    if floating is float:
-        nn_act_backward_f32(out, dA, H, M, n, act)
-    else:
-        nn_act_backward_f64(out, dA, H, M, n, act)
-
-
-cdef inline double _loss(int out, floating *dZ, const floating *Z, const floating *b,
-                         const int64_t *y, const floating *Y, const int64_t *idx,
-                         const floating *sw, Py_ssize_t r, Py_ssize_t c) noexcept nogil:
-    if floating is float:
-        if out == OUT_SOFTMAX:
-            return nn_softmax_xent_f32(dZ, Z, b, y, idx, sw, r, c)
-        if out == OUT_LOGISTIC:
-            return nn_logistic_xent_f32(dZ, Z, b, Y, idx, sw, r, c)
-        return nn_squared_error_f32(dZ, Z, b, Y, idx, sw, r, c)
-    else:
-        if out == OUT_SOFTMAX:
-            return nn_softmax_xent_f64(dZ, Z, b, y, idx, sw, r, c)
-        if out == OUT_LOGISTIC:
-            return nn_logistic_xent_f64(dZ, Z, b, Y, idx, sw, r, c)
-        return nn_squared_error_f64(dZ, Z, b, Y, idx, sw, r, c)
-
-
-cdef inline void _colsum(floating *out, const floating *D, Py_ssize_t r, Py_ssize_t c,
-                         floating scale) noexcept nogil:
-    if floating is float:
-        nn_colsum_f32(out, D, r, c, scale)
-    else:
-        nn_colsum_f64(out, D, r, c, scale)
-
-
-cdef inline void _optimizer(int opt, floating *W, const floating *G, floating *V,
-                            floating *Mo, floating *Vo, Py_ssize_t n, double lr, double c2,
-                            double c1, double mu, double b1, double b2, double lr_t,
-                            double eps) noexcept nogil:
-    """One optimizer step on n parameters; scalars are cast to the dtype as NumPy does."""
-    if opt == OPT_SGD:
-        if floating is float:
-            nn_sgd_update_f32(W, G, n, <float>lr, <float>c2, <float>c1)
-        else:
-            nn_sgd_update_f64(W, G, n, lr, c2, c1)
-    elif opt == OPT_MOMENTUM:
-        if floating is float:
-            nn_momentum_update_f32(W, G, V, n, <float>lr, <float>c2, <float>c1, <float>mu)
-        else:
-            nn_momentum_update_f64(W, G, V, n, lr, c2, c1, mu)
-    elif opt == OPT_NESTEROV:
-        if floating is float:
-            nn_nesterov_update_f32(W, G, V, n, <float>lr, <float>c2, <float>c1, <float>mu)
-        else:
-            nn_nesterov_update_f64(W, G, V, n, lr, c2, c1, mu)
-    else:
-        if floating is float:
-            nn_adam_update_f32(W, G, Mo, Vo, n, <float>c2, <float>c1, <float>b1,
-                               <float>(1.0 - b1), <float>b2, <float>(1.0 - b2),
-                               <float>lr_t, <float>eps)
-        else:
-            nn_adam_update_f64(W, G, Mo, Vo, n, c2, c1, b1, 1.0 - b1, b2, 1.0 - b2, lr_t, eps)
-
-
-cdef inline void _l1_prox(floating *W, Py_ssize_t n, floating thr) noexcept nogil:
-    if floating is float:
-        nn_l1_prox_f32(W, n, thr)
-    else:
-        nn_l1_prox_f64(W, n, thr)
-
-
-cdef inline void _penalty_sums(const floating *W, Py_ssize_t n, double *s2, double *s1) noexcept nogil:
-    if floating is float:
-        nn_penalty_sums_f32(W, n, s2, s1)
-    else:
-        nn_penalty_sums_f64(W, n, s2, s1)
+cdef inline void *_ptr(object a) except? NULL:
+    """The data of a contiguous array, or NULL for None or an empty array."""
+    if a is None:
+        return NULL
+    cdef cnp.ndarray arr = a
+    if cnp.PyArray_SIZE(arr) == 0:
+        return NULL
+    return cnp.PyArray_DATA(arr)
 
 
 # ---------------------------------------------------------------------------
 # the training step
 # ---------------------------------------------------------------------------
-cdef struct Plan:
-    # Everything the epoch needs besides the arrays; filled once per run_epoch call.
-    int n_layers
-    int act
-    int out
-    int opt
-    bint fused_sgd      # plain SGD without subgradient L1: decay inside the weight GEMM
-    bint prox           # proximal L1 after each step
-    bint subgrad        # subgradient L1 in the gradient
-    Py_ssize_t batch
-    const int64_t *sizes      # (n_layers + 1,) layer widths
-    const int64_t *poff       # (n_layers, 2) offsets of W_l, b_l in params / grads
-    const int64_t *boff       # (n_layers + 1, 4) offsets of A_l, H_l, M_l, D_l in the workspace
-    const uint64_t *thr       # (n_layers + 1,) dropout threshold of hidden layer l
-    const double *keep_inv    # (n_layers + 1,) 1 / keep of hidden layer l
-    uint64_t seed
-    double l2
-    double l1
-    double penalty_div
-    double mu
-    double b1
-    double b2
-    double eps
+cdef class CPlan:
+    """An :class:`nnopt_fast.kernels.plan.EpochPlan` as the C ``nn_plan`` (built once per run).
 
-
-cdef int _forward_backward(const Plan *p, const floating *P, const floating *X,
-                           const int64_t *y, const floating *Y, const floating *sw,
-                           const int64_t *idx, Py_ssize_t nb, int64_t row0, int64_t step,
-                           floating *buf, Py_ssize_t roff, double *lsum) noexcept nogil:
-    """Forward, loss gradient and backward deltas of ``nb`` rows ``X[idx]``.
-
-    The rows are rows ``row0 .. row0 + nb`` of the batch (they key the dropout masks).
-    Each matrix of ``buf`` is used from its row ``roff`` on: the data-parallel epoch
-    runs its slices into one batch-sized workspace (``roff = row0``), so that the weight
-    gradient is one GEMM over the whole batch. Leaves ``D_l`` (unscaled,
-    sample-weighted deltas) and ``A_{l-1}`` in ``buf`` for the weight gradients.
-    Returns 1 (and skips the backward pass) if the loss is not finite.
+    The plan's arrays stay referenced, which keeps the struct's pointers valid.
     """
-    cdef Py_ssize_t L = p.n_layers, l, n_in, n_out
-    cdef const int64_t *bo = p.boff
-    cdef const int64_t *sz = p.sizes
-    cdef floating *H
-    cdef floating *D
-    cdef const floating *W
-    if floating is float:
-        nn_gather_rows_f32(buf + bo[0] + roff * sz[0], X, idx, nb, sz[0])
-    else:
-        nn_gather_rows_f64(buf + bo[0] + roff * sz[0], X, idx, nb, sz[0])
-    for l in range(1, L + 1):
-        n_in = sz[l - 1]
-        n_out = sz[l]
-        W = P + p.poff[2 * (l - 1)]
-        H = buf + bo[4 * l + 1] + roff * n_out
-        _rgemm(False, False, <int>nb, <int>n_out, <int>n_in, <floating>1.0,
-               buf + bo[4 * (l - 1)] + roff * n_in, <int>n_in, W, <int>n_out,
-               <floating>0.0, H, <int>n_out)
-        if l == L:
-            break
-        if bo[4 * l + 2] >= 0:  # layer l has a dropout mask
-            _bias_act_dropout(H, buf + bo[4 * l] + roff * n_out,
-                              buf + bo[4 * l + 2] + roff * n_out, P + p.poff[2 * l - 1],
-                              nb, n_out, p.act, nn_dropout_key(p.seed, l, step), row0,
-                              p.thr[l], <floating>p.keep_inv[l])
-        else:
-            _bias_act(H, P + p.poff[2 * l - 1], nb, n_out, p.act)
-    # The output bias is added inside the loss pass; dZ overwrites Z.
-    D = buf + bo[4 * L + 3] + roff * sz[L]
-    lsum[0] = _loss(p.out, D, D, P + p.poff[2 * L - 1], y, Y, idx, sw, nb, sz[L])
-    if not isfinite(lsum[0]):
-        return 1
-    for l in range(L, 1, -1):
-        n_in = sz[l - 1]
-        n_out = sz[l]
-        D = buf + bo[4 * (l - 1) + 3] + roff * n_in
-        _rgemm(False, True, <int>nb, <int>n_in, <int>n_out, <floating>1.0,
-               buf + bo[4 * l + 3] + roff * n_out, <int>n_out, P + p.poff[2 * (l - 1)],
-               <int>n_out, <floating>0.0, D, <int>n_in)
-        _act_backward(D, D, buf + bo[4 * (l - 1) + 1] + roff * n_in,
-                      buf + bo[4 * (l - 1) + 2] + roff * n_in if bo[4 * (l - 1) + 2] >= 0
-                      else NULL, nb * n_in, p.act)
-    return 0
+
+    cdef nn_plan c
+    cdef readonly object plan
+
+    def __cinit__(self, plan):
+        self.plan = plan
+        self.c.n_layers = plan.n_layers
+        self.c.activation = plan.activation
+        self.c.output = plan.output
+        self.c.optimizer = plan.optimizer
+        self.c.fused_sgd = plan.fused_sgd
+        self.c.l1_proximal = plan.l1_proximal
+        self.c.l1_subgradient = plan.l1_subgradient
+        self.c.batch_size = plan.batch_size
+        self.c.sizes = <const int64_t *>_ptr(plan.sizes)
+        self.c.param_offsets = <const int64_t *>_ptr(plan.param_offsets)
+        self.c.work_offsets = <const int64_t *>_ptr(plan.work_offsets)
+        self.c.layer_keys = <const uint64_t *>_ptr(plan.layer_keys)
+        self.c.drop_threshold = <const uint64_t *>_ptr(plan.drop_threshold)
+        self.c.keep_inv = <const double *>_ptr(plan.keep_inv)
+        self.c.l2 = plan.l2
+        self.c.l1 = plan.l1
+        self.c.penalty_div = plan.penalty_div
+        self.c.momentum = plan.momentum
+        self.c.beta1 = plan.beta1
+        self.c.beta2 = plan.beta2
+        self.c.adam_epsilon = plan.adam_epsilon
 
 
-cdef void _weight_grads(const Plan *p, floating *buf, Py_ssize_t nb, floating scale,
-                        floating *G) noexcept nogil:
-    """``dW_l = scale A_{l-1}^T D_l``, ``db_l = scale sum(D_l)`` into the gradient buffer G."""
-    cdef Py_ssize_t l, n_in, n_out
-    cdef const int64_t *bo = p.boff
-    for l in range(1, p.n_layers + 1):
-        n_in = p.sizes[l - 1]
-        n_out = p.sizes[l]
-        _rgemm(True, False, <int>n_in, <int>n_out, <int>nb, scale, buf + bo[4 * (l - 1)],
-               <int>n_in, buf + bo[4 * l + 3], <int>n_out, <floating>0.0,
-               G + p.poff[2 * (l - 1)], <int>n_out)
-        _colsum(G + p.poff[2 * l - 1], buf + bo[4 * l + 3], nb, n_out, scale)
+cdef class Team:
+    """The shared state of a threaded epoch's workers (``nn_team``): barrier, status, sums."""
+
+    cdef nn_team *c
+
+    def __cinit__(self, int n_threads):
+        self.c = nn_team_create(n_threads)
+        if self.c == NULL:
+            raise MemoryError("cannot allocate the thread team's tables")
+
+    def __dealloc__(self):
+        nn_team_destroy(self.c)
+
+    def reset(self):
+        nn_team_reset(self.c)
+
+    def result(self, bint hogwild):
+        """``(data_loss, penalty_loss, n_steps, status)`` once every worker returned."""
+        cdef nn_result res
+        cdef int status = nn_team_result(self.c, hogwild, &res)
+        return res.data_loss, res.penalty_loss, res.n_steps, status
 
 
-cdef void _update(const Plan *p, floating *P, const floating *G, floating *V, floating *Mo,
-                  floating *Vo, double lr, double c2, double c1, int64_t t) noexcept nogil:
-    """Optimizer step on every layer; weights get the penalty gradient, biases do not."""
-    cdef Py_ssize_t l, n_in, n_out, ow, ob
-    cdef double lr_t = 0.0
-    if p.opt == OPT_ADAM:
-        lr_t = lr * sqrt(1.0 - pow(p.b2, <double>t)) / (1.0 - pow(p.b1, <double>t))
-    for l in range(p.n_layers):
-        n_in = p.sizes[l]
-        n_out = p.sizes[l + 1]
-        ow = p.poff[2 * l]
-        ob = p.poff[2 * l + 1]
-        _optimizer(p.opt, P + ow, G + ow, V + ow if V else NULL, Mo + ow if Mo else NULL,
-                   Vo + ow if Vo else NULL, n_in * n_out, lr, c2, c1 if p.subgrad else 0.0,
-                   p.mu, p.b1, p.b2, lr_t, p.eps)
-        _optimizer(p.opt, P + ob, G + ob, V + ob if V else NULL, Mo + ob if Mo else NULL,
-                   Vo + ob if Vo else NULL, n_out, lr, 0.0, 0.0, p.mu, p.b1, p.b2, lr_t, p.eps)
+cdef class Epoch:
+    """One call of an epoch: the run's plan and arrays as the C step's structs.
 
-
-cdef void _fused_sgd_update(const Plan *p, floating *P, floating *G, floating *buf,
-                            Py_ssize_t nb, double lr, double c2, double scale) noexcept nogil:
-    """Plain SGD: ``W <- (1 - lr c2) W - (lr scale) A^T D`` as one GEMM; then the biases."""
-    cdef Py_ssize_t l, n_in, n_out
-    cdef const int64_t *bo = p.boff
-    cdef floating beta = <floating>(1.0 - lr * c2)
-    cdef floating alpha = <floating>(-lr * scale)
-    for l in range(1, p.n_layers + 1):
-        n_in = p.sizes[l - 1]
-        n_out = p.sizes[l]
-        _rgemm(True, False, <int>n_in, <int>n_out, <int>nb, alpha, buf + bo[4 * (l - 1)],
-               <int>n_in, buf + bo[4 * l + 3], <int>n_out, beta, P + p.poff[2 * (l - 1)],
-               <int>n_out)
-        _colsum(G + p.poff[2 * l - 1], buf + bo[4 * l + 3], nb, n_out, <floating>scale)
-        _optimizer(OPT_SGD, P + p.poff[2 * l - 1], G + p.poff[2 * l - 1], <floating *>NULL,
-                   <floating *>NULL, <floating *>NULL, n_out, lr, 0.0, 0.0, 0.0, 0.0, 0.0,
-                   0.0, 0.0)
-
-
-cdef double _penalty(const Plan *p, const floating *P, double d) noexcept nogil:
-    """``(l2/2 sum ||W||^2 + l1/2 sum |W|) / d`` in double, biases excluded."""
-    cdef double s2 = 0.0, s1 = 0.0
-    cdef Py_ssize_t l
-    for l in range(p.n_layers):
-        _penalty_sums(P + p.poff[2 * l], p.sizes[l] * p.sizes[l + 1], &s2, &s1)
-    # A zero strength contributes exactly 0, even next to non-finite weights.
-    return ((0.5 * p.l2 * s2 if p.l2 != 0.0 else 0.0)
-            + (0.5 * p.l1 * s1 if p.l1 != 0.0 else 0.0)) / d
-
-
-# Prefetch the next batch only while it fits comfortably in L2 next to the current one.
-cdef enum:
-    PREFETCH_MAX_BYTES = 262144
-
-
-cdef void _prefetch_batch(const Plan *p, const floating *X, const int64_t *y,
-                          const floating *Y, const floating *sw, const int64_t *idx,
-                          Py_ssize_t nb) noexcept nogil:
-    """Start loading the rows of a coming batch (shuffled rows miss the caches)."""
-    cdef size_t row_bytes = <size_t>p.sizes[0] * sizeof(floating)
-    if <size_t>nb * row_bytes > PREFETCH_MAX_BYTES:
-        return
-    # Targets and weights first: they are few lines, and a full queue drops prefetches.
-    if y:
-        nn_prefetch_rows(y, sizeof(int64_t), idx, nb)
-    if Y:
-        nn_prefetch_rows(Y, <size_t>p.sizes[p.n_layers] * sizeof(floating), idx, nb)
-    if sw:
-        nn_prefetch_rows(sw, sizeof(floating), idx, nb)
-    nn_prefetch_rows(X, row_bytes, idx, nb)
-
-
-cdef int _epoch(const Plan *p, floating *P, floating *G, floating *V, floating *Mo,
-                floating *Vo, floating *buf, const floating *X, const int64_t *y,
-                const floating *Y, const floating *sw, const int64_t *perm, Py_ssize_t n_perm,
-                double lr, int64_t step0, int64_t t0, double *out) noexcept nogil:
-    """reference.run_epoch over all batches; ``out`` = (data_loss, penalty_loss, n_steps).
-
-    Returns 0, 1 (a batch loss was not finite) or 2 (a batch's sample weights sum to 0;
-    ``out[2]`` is its number).
+    ``state`` is the run's ``TrainState`` and ``data`` its ``EpochData``; both were
+    validated by ``kernels.epoch.check_epoch`` (C-contiguous, one float dtype).
     """
-    cdef Py_ssize_t start, nb, i, k = 0
-    cdef const int64_t *idx
-    cdef double lsum, S, d, c2, c1
-    cdef floating thr
-    out[0] = 0.0
-    out[1] = 0.0
-    out[2] = 0.0
-    start = 0
-    while start < n_perm:
-        nb = min(p.batch, n_perm - start)
-        idx = perm + start
-        if sw:
-            S = 0.0
-            for i in range(nb):
-                S += <double>sw[idx[i]]
-            if S == 0.0:
-                return 2
+
+    cdef CPlan plan
+    cdef bint single
+    cdef nn_state_f32 st32
+    cdef nn_state_f64 st64
+    cdef nn_data_f32 d32
+    cdef nn_data_f64 d64
+    cdef nn_epoch ep
+    cdef object keep
+
+    def __cinit__(self, CPlan plan, state, data, perm, double lr, int64_t step0, stop):
+        self.plan = plan
+        self.single = state.params.dtype.itemsize == 4
+        # The arrays must outlive the pointers below.
+        self.keep = (state, data, perm, stop)
+        if self.single:
+            self.st32.params = <float *>_ptr(state.params)
+            self.st32.grads = <float *>_ptr(state.grads)
+            self.st32.velocity = <float *>_ptr(state.velocity)
+            self.st32.adam_m = <float *>_ptr(state.m)
+            self.st32.adam_v = <float *>_ptr(state.v)
+            self.d32.X = <const float *>_ptr(data.X)
+            self.d32.y = <const int64_t *>_ptr(data.y)
+            self.d32.Y = <const float *>_ptr(data.Y)
+            self.d32.sw = <const float *>_ptr(data.sw)
         else:
-            S = <double>nb
-        if start + nb < n_perm:
-            _prefetch_batch(p, X, y, Y, sw, idx + nb, min(p.batch, n_perm - start - nb))
-        if _forward_backward(p, P, X, y, Y, sw, idx, nb, 0, step0 + k, buf, 0, &lsum):
-            return 1
-        d = p.penalty_div if p.penalty_div > 0 else S
-        c2 = p.l2 / d
-        c1 = p.l1 / (2.0 * d)
-        out[0] += nb * (lsum / S)
-        if p.l2 != 0.0 or p.l1 != 0.0:
-            out[1] += nb * _penalty(p, P, d)
-        if p.fused_sgd:
-            _fused_sgd_update(p, P, G, buf, nb, lr, c2, 1.0 / S)
-        else:
-            _weight_grads(p, buf, nb, <floating>(1.0 / S), G)
-            _update(p, P, G, V, Mo, Vo, lr, c2, c1, t0 + k + 1)
-        if p.prox and c1 != 0.0:
-            thr = <floating>(lr * c1)
-            for i in range(p.n_layers):
-                _l1_prox(P + p.poff[2 * i], p.sizes[i] * p.sizes[i + 1], thr)
-        k += 1
-        out[2] = <double>k
-        start += nb
-    return 0
+            self.st64.params = <double *>_ptr(state.params)
+            self.st64.grads = <double *>_ptr(state.grads)
+            self.st64.velocity = <double *>_ptr(state.velocity)
+            self.st64.adam_m = <double *>_ptr(state.m)
+            self.st64.adam_v = <double *>_ptr(state.v)
+            self.d64.X = <const double *>_ptr(data.X)
+            self.d64.y = <const int64_t *>_ptr(data.y)
+            self.d64.Y = <const double *>_ptr(data.Y)
+            self.d64.sw = <const double *>_ptr(data.sw)
+        self.ep.perm = <const int64_t *>_ptr(perm)
+        self.ep.n_perm = perm.shape[0]
+        self.ep.lr = lr
+        self.ep.step0 = step0
+        self.ep.t0 = state.t
+        self.ep.stop = <const int32_t *>_ptr(stop)
 
+    def serial(self, work):
+        """The epoch on this thread, in workspace ``work``;
+        ``(data_loss, penalty_loss, n_steps, status)``."""
+        cdef nn_result res
+        cdef int status
+        cdef void *w = _ptr(work)
+        with nogil:
+            if self.single:
+                status = nn_epoch_serial_f32(&self.plan.c, &self.st32, &self.d32, &self.ep,
+                                             <float *>w, &res)
+            else:
+                status = nn_epoch_serial_f64(&self.plan.c, &self.st64, &self.d64, &self.ep,
+                                             <double *>w, &res)
+        return res.data_loss, res.penalty_loss, res.n_steps, status
 
-cdef inline floating *_data(floating[::1] a) noexcept nogil:
-    return &a[0] if a.shape[0] > 0 else NULL
+    def sync_worker(self, Team team, work, int tid):
+        """Thread ``tid`` of the sync data-parallel epoch (every thread shares ``work``)."""
+        cdef void *w = _ptr(work)
+        with nogil:
+            if self.single:
+                nn_sync_worker_f32(&self.plan.c, &self.st32, &self.d32, &self.ep, <float *>w,
+                                   team.c, tid)
+            else:
+                nn_sync_worker_f64(&self.plan.c, &self.st64, &self.d64, &self.ep, <double *>w,
+                                   team.c, tid)
 
-
-def run_epoch(dict plan, floating[::1] params, floating[::1] grads, floating[::1] velocity,
-              floating[::1] m, floating[::1] v, floating[::1] buf, const floating[:, ::1] X,
-              T, sw, const int64_t[::1] perm, double lr, int64_t step0, int64_t t0):
-    """Run one epoch; see ``cython_backend.run_epoch`` (which validates everything).
-
-    ``plan`` holds the integer/float settings and the int64/uint64/float64 tables built
-    by the Python layer. Returns ``(data_loss, penalty_loss, n_steps, status)``.
-    """
-    cdef Plan p
-    cdef const int64_t[::1] sizes = plan["sizes"]
-    cdef const int64_t[::1] poff = plan["poff"]
-    cdef const int64_t[:, ::1] boff = plan["boff"]
-    cdef const uint64_t[::1] thr = plan["thr"]
-    cdef const double[::1] keep_inv = plan["keep_inv"]
-    cdef const int64_t[::1] labels
-    cdef const floating[:, ::1] Ymat
-    cdef const floating[::1] swv
-    cdef const int64_t *y = NULL
-    cdef const floating *Y = NULL
-    cdef const floating *swp = NULL
-    cdef double out[3]
-    cdef int status
-    p.n_layers = plan["n_layers"]
-    p.act = plan["act"]
-    p.out = plan["out"]
-    p.opt = plan["opt"]
-    p.fused_sgd = plan["fused_sgd"]
-    p.prox = plan["prox"]
-    p.subgrad = plan["subgrad"]
-    p.batch = plan["batch"]
-    p.sizes = &sizes[0]
-    p.poff = &poff[0]
-    p.boff = &boff[0, 0]
-    p.thr = &thr[0]
-    p.keep_inv = &keep_inv[0]
-    p.seed = plan["seed"]
-    p.l2 = plan["l2"]
-    p.l1 = plan["l1"]
-    p.penalty_div = plan["penalty_div"]
-    p.mu = plan["mu"]
-    p.b1 = plan["b1"]
-    p.b2 = plan["b2"]
-    p.eps = plan["eps"]
-    if p.out == OUT_SOFTMAX:
-        labels = T
-        y = &labels[0] if labels.shape[0] > 0 else NULL
-    else:
-        Ymat = T
-        Y = &Ymat[0, 0] if Ymat.shape[0] > 0 else NULL
-    if sw is not None:
-        swv = sw
-        swp = &swv[0] if swv.shape[0] > 0 else NULL
-    if perm.shape[0] == 0:
-        return 0.0, 0.0, 0, 0
-    with nogil:
-        status = _epoch(&p, &params[0], &grads[0], _data(velocity), _data(m), _data(v),
-                        &buf[0], &X[0, 0], y, Y, swp, &perm[0], perm.shape[0], lr, step0, t0,
-                        out)
-    return out[0], out[1], <Py_ssize_t>out[2], status
+    def hogwild_worker(self, Team team, work, grads, int tid):
+        """Thread ``tid`` of the Hogwild epoch, in its own ``work`` and ``grads``."""
+        cdef void *w = _ptr(work)
+        cdef void *g = _ptr(grads)
+        with nogil:
+            if self.single:
+                nn_hogwild_worker_f32(&self.plan.c, &self.st32, &self.d32, &self.ep,
+                                      <float *>w, <float *>g, team.c, tid)
+            else:
+                nn_hogwild_worker_f64(&self.plan.c, &self.st64, &self.d64, &self.ep,
+                                      <double *>w, <double *>g, team.c, tid)
 
 
 # ---------------------------------------------------------------------------
-# single kernels (argument checking lives in cython_backend.py)
+# single kernels: the bodies behind kernels.dispatch (arrays validated there)
 # ---------------------------------------------------------------------------
 def simd_path():
     """The target_clones variant chosen on this CPU."""
     return nn_simd_path().decode()
-
-
-def openmp_threads():
-    """OpenMP's thread count (1 in a build without OpenMP)."""
-    return nn_openmp_threads()
 
 
 def dropout_key(uint64_t seed, uint64_t layer, uint64_t step):
@@ -490,37 +319,47 @@ def dropout_key(uint64_t seed, uint64_t layer, uint64_t step):
 
 def tanh(const floating[::1] x, floating[::1] out):
     """``out = tanh(x)`` with the vectorized approximation of the fused kernels."""
+    cdef Py_ssize_t n = x.shape[0]
+    if n == 0:
+        return
     with nogil:
         if floating is float:
-            nn_tanh_array_f32(_data(out), &x[0] if x.shape[0] else NULL, x.shape[0])
+            nn_tanh_array_f32(&out[0], &x[0], n)
         else:
-            nn_tanh_array_f64(_data(out), &x[0] if x.shape[0] else NULL, x.shape[0])
+            nn_tanh_array_f64(&out[0], &x[0], n)
 
 
 def dense_forward(const floating[:, ::1] A, const floating[:, ::1] W, const floating[::1] b,
                   int act, floating[:, ::1] out):
     """``out = g(A @ W + b)``: one GEMM, then one fused bias + activation pass."""
-    cdef int n = <int>A.shape[0], k = <int>A.shape[1], c = <int>W.shape[1]
+    cdef Py_ssize_t n = A.shape[0], k = A.shape[1], c = W.shape[1]
     if n == 0 or c == 0:
         return
     with nogil:
-        _rgemm(False, False, n, c, k, <floating>1.0, &A[0, 0] if k else NULL, k,
-               &W[0, 0] if k else NULL, c, <floating>0.0, &out[0, 0], c)
-        _bias_act(&out[0, 0], &b[0], n, c, act)
+        if floating is float:
+            nn_dense_forward_f32(&A[0, 0] if k else NULL, &W[0, 0] if k else NULL, &b[0], n,
+                                 k, c, act, &out[0, 0])
+        else:
+            nn_dense_forward_f64(&A[0, 0] if k else NULL, &W[0, 0] if k else NULL, &b[0], n,
+                                 k, c, act, &out[0, 0])
 
 
 def act_backward(const floating[::1] H, const floating[::1] dA, int act, floating[::1] out,
                  M):
     """``out = dA * g'(H) [* M]`` on flat arrays; ``M`` is a flat array or None."""
+    cdef Py_ssize_t n = H.shape[0]
     cdef const floating[::1] Mv
     cdef const floating *mp = NULL
-    if H.shape[0] == 0:
+    if n == 0:
         return
     if M is not None:
         Mv = M
         mp = &Mv[0]
     with nogil:
-        _act_backward(&out[0], &dA[0], &H[0], mp, H.shape[0], act)
+        if floating is float:
+            nn_act_backward_f32(&out[0], &dA[0], &H[0], mp, n, act)
+        else:
+            nn_act_backward_f64(&out[0], &dA[0], &H[0], mp, n, act)
 
 
 def dropout_mask(uint64_t key, int64_t row0, uint64_t thr, double keep_inv,
@@ -539,27 +378,19 @@ def dropout_mask(uint64_t key, int64_t row0, uint64_t thr, double keep_inv,
 
 def output_loss(int code, const floating[:, ::1] Z, T, sw, floating[:, ::1] out):
     """Loss of output ``code`` on ``Z`` (no bias); writes the gradient; returns the sum."""
-    cdef const int64_t[::1] labels
-    cdef const floating[:, ::1] Ymat
-    cdef const floating[::1] swv
-    cdef const int64_t *y = NULL
-    cdef const floating *Y = NULL
-    cdef const floating *swp = NULL
+    cdef const int64_t *y = <const int64_t *>_ptr(T) if code == NN_OUT_SOFTMAX else NULL
+    cdef const floating *Y = NULL if code == NN_OUT_SOFTMAX else <const floating *>_ptr(T)
+    cdef const floating *swp = <const floating *>_ptr(sw)
     cdef double total
     if Z.shape[0] == 0 or Z.shape[1] == 0:
         return 0.0
-    if code == OUT_SOFTMAX:
-        labels = T
-        y = &labels[0]
-    else:
-        Ymat = T
-        Y = &Ymat[0, 0]
-    if sw is not None:
-        swv = sw
-        swp = &swv[0]
     with nogil:
-        total = _loss(code, &out[0, 0], &Z[0, 0], <const floating *>NULL, y, Y,
-                      <const int64_t *>NULL, swp, Z.shape[0], Z.shape[1])
+        if floating is float:
+            total = nn_output_loss_f32(code, &out[0, 0], &Z[0, 0], NULL, y, Y, NULL, swp,
+                                       Z.shape[0], Z.shape[1])
+        else:
+            total = nn_output_loss_f64(code, &out[0, 0], &Z[0, 0], NULL, y, Y, NULL, swp,
+                                       Z.shape[0], Z.shape[1])
     return total
 
 
@@ -567,20 +398,17 @@ def dense_backward(const floating[:, ::1] dZ, const floating[:, ::1] A,
                    const floating[:, ::1] W, double scale, floating[:, ::1] dW,
                    floating[::1] db, dA):
     """``dW = scale A^T dZ``, ``db = scale sum(dZ)``, and ``dA = dZ W^T`` unless dA is None."""
-    cdef floating[:, ::1] dAv
-    cdef int n = <int>dZ.shape[0], c = <int>dZ.shape[1], k = <int>A.shape[1]
-    cdef floating s = <floating>scale
+    cdef Py_ssize_t n = dZ.shape[0], c = dZ.shape[1], k = A.shape[1]
+    cdef floating *dAp = <floating *>_ptr(dA)
     with nogil:
-        if k and c:
-            _rgemm(True, False, k, c, n, s, &A[0, 0] if n else NULL, k,
-                   &dZ[0, 0] if n else NULL, c, <floating>0.0, &dW[0, 0], c)
-        if c:
-            _colsum(&db[0], &dZ[0, 0] if n else NULL, n, c, s)
-    if dA is not None and n and k:
-        dAv = dA
-        with nogil:
-            _rgemm(False, True, n, k, c, <floating>1.0, &dZ[0, 0] if c else NULL, c,
-                   &W[0, 0] if c else NULL, c, <floating>0.0, &dAv[0, 0], k)
+        if floating is float:
+            nn_dense_backward_f32(&dZ[0, 0] if n and c else NULL, &A[0, 0] if n and k else NULL,
+                                  &W[0, 0] if k and c else NULL, n, k, c, <float>scale,
+                                  &dW[0, 0] if k and c else NULL, &db[0] if c else NULL, dAp)
+        else:
+            nn_dense_backward_f64(&dZ[0, 0] if n and c else NULL, &A[0, 0] if n and k else NULL,
+                                  &W[0, 0] if k and c else NULL, n, k, c, scale,
+                                  &dW[0, 0] if k and c else NULL, &db[0] if c else NULL, dAp)
 
 
 def add_penalty_grad(floating[::1] dW, const floating[::1] W, double c2, double c1):
@@ -610,21 +438,54 @@ def l1_prox(floating[::1] W, double thr):
     if W.shape[0] == 0:
         return
     with nogil:
-        _l1_prox(&W[0], W.shape[0], <floating>thr)
+        if floating is float:
+            nn_l1_prox_f32(&W[0], W.shape[0], <float>thr)
+        else:
+            nn_l1_prox_f64(&W[0], W.shape[0], thr)
 
 
-def optimizer_step(int opt, floating[::1] W, const floating[::1] g, floating[::1] V,
-                   floating[::1] M, double lr, double mu, double b1, double b2, double eps,
-                   double t):
-    """One step of optimizer ``opt`` without penalty; V (momentum, Adam's v) and M (Adam's m)."""
-    cdef double lr_t = 0.0
+def sgd_step(floating[::1] W, const floating[::1] g, double lr):
+    """``W -= lr g`` in place."""
     if W.shape[0] == 0:
         return
-    if opt == OPT_ADAM:
-        lr_t = lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t))
     with nogil:
-        _optimizer(opt, &W[0], &g[0], _data(V), _data(M), _data(V), W.shape[0], lr, 0.0, 0.0,
-                   mu, b1, b2, lr_t, eps)
+        if floating is float:
+            nn_sgd_update_f32(&W[0], &g[0], W.shape[0], <float>lr, 0, 0)
+        else:
+            nn_sgd_update_f64(&W[0], &g[0], W.shape[0], lr, 0, 0)
+
+
+def momentum_step(floating[::1] W, const floating[::1] g, floating[::1] V, double lr,
+                  double mu, bint nesterov):
+    """Heavy-ball (or Nesterov) momentum in place."""
+    if W.shape[0] == 0:
+        return
+    with nogil:
+        if floating is float:
+            if nesterov:
+                nn_nesterov_update_f32(&W[0], &g[0], &V[0], W.shape[0], <float>lr, 0, 0, <float>mu)
+            else:
+                nn_momentum_update_f32(&W[0], &g[0], &V[0], W.shape[0], <float>lr, 0, 0, <float>mu)
+        else:
+            if nesterov:
+                nn_nesterov_update_f64(&W[0], &g[0], &V[0], W.shape[0], lr, 0, 0, mu)
+            else:
+                nn_momentum_update_f64(&W[0], &g[0], &V[0], W.shape[0], lr, 0, 0, mu)
+
+
+def adam_step(floating[::1] W, const floating[::1] g, floating[::1] M, floating[::1] V,
+              double lr_t, double b1, double b2, double eps):
+    """Adam in place with the bias-corrected step size ``lr_t``."""
+    if W.shape[0] == 0:
+        return
+    with nogil:
+        if floating is float:
+            nn_adam_update_f32(&W[0], &g[0], &M[0], &V[0], W.shape[0], 0, 0, <float>b1,
+                               <float>(1.0 - b1), <float>b2, <float>(1.0 - b2), <float>lr_t,
+                               <float>eps)
+        else:
+            nn_adam_update_f64(&W[0], &g[0], &M[0], &V[0], W.shape[0], 0, 0, b1, 1.0 - b1, b2,
+                               1.0 - b2, lr_t, eps)
 
 
 def penalty_sums(const floating[::1] W):
@@ -632,9 +493,8 @@ def penalty_sums(const floating[::1] W):
     cdef double s2 = 0.0, s1 = 0.0
     if W.shape[0]:
         with nogil:
-            _penalty_sums(&W[0], W.shape[0], &s2, &s1)
+            if floating is float:
+                nn_penalty_sums_f32(&W[0], W.shape[0], &s2, &s1)
+            else:
+                nn_penalty_sums_f64(&W[0], W.shape[0], &s2, &s1)
     return s2, s1
-
-
-# The multithreaded epochs (sync data-parallel and Hogwild) use the cdef functions above.
-include "_cython_parallel.pxi"

@@ -7,10 +7,12 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from . import reference as ref
+from . import hashing as ref
 from ._numba_config import FASTMATH, cache_info, jit
-from .reference import (ACTIVATIONS, KERNELS, OPTIMIZERS, OUTPUTS, check_same_dtype,
-                        dropout_threshold)
+from .codes import ACTIVATIONS, OPTIMIZERS, OUTPUTS
+from .dispatch import check_same_dtype
+from .hashing import dropout_threshold
+from .reference import KERNELS
 
 __all__ = ["BACKEND_NAME", "backend_info", "fast_tanh", *KERNELS]
 
@@ -26,13 +28,13 @@ _SGD, _MOMENTUM, _NESTEROV, _ADAM = (OPTIMIZERS[k]
 
 # splitmix64 constants as uint64 scalars: Numba turns an int64/uint64 mix into float64,
 # so every operand of the hash must already be uint64.
-_GOLDEN = np.uint64(ref._GOLDEN)
+_GOLDEN = np.uint64(ref.GOLDEN)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _SH30 = np.uint64(30)
 _SH27 = np.uint64(27)
 _SH31 = np.uint64(31)
-_DROP_SHIFT = np.uint64(64 - ref._DROPOUT_BITS)
+_DROP_SHIFT = np.uint64(64 - ref.DROPOUT_BITS)
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 9, fitted by Lawson-weighted least squares to
 # minimize the maximum absolute error (1.9e-8 in exact arithmetic; evaluated in float32
@@ -150,8 +152,8 @@ def _step_key(layer_key, step):
 
 def _layer_key(seed, layer):
     """``mix(mix(seed) + (layer+1) G)`` as a uint64 (Python ints wrap exactly mod 2**64)."""
-    k = ref._mix64_int(seed)
-    return np.uint64(ref._mix64_int(k + (layer + 1) * ref._GOLDEN))
+    k = ref.mix64_int(seed)
+    return np.uint64(ref.mix64_int(k + (layer + 1) * ref.GOLDEN))
 
 
 # ---------------------------------------------------------------------------
@@ -1069,3 +1071,14 @@ def backend_info():
     }
     info.update(cache_info())
     return info
+
+
+def forward(coefs, intercepts, activation, X, out):
+    """The network's output pre-activations ``out = Z`` (see the reference's ``forward``)."""
+    A = X
+    for l, (W, b) in enumerate(zip(coefs, intercepts)):
+        last = l == len(coefs) - 1
+        Z = out if last else np.empty((A.shape[0], W.shape[1]), dtype=out.dtype)
+        dense_forward(A, W, b, "identity" if last else activation, Z)
+        A = Z
+    return out

@@ -19,10 +19,7 @@ _ALIGN_BYTES = 128
 # The spin-then-yield barrier of csrc/nn_parallel.c (built into the Cython extension):
 # a barrier per batch inside one parallel loop per epoch, instead of a fork and join of
 # Numba's OpenMP pool per batch, whose spinning join was ~50x slower on a loaded machine.
-try:
-    from . import _cython
-except ImportError:  # pragma: no cover - a build without the extension
-    _cython = None
+_cython = None
 if _cython is not None:
     _lib = ctypes.CDLL(_cython.__file__)
     _bar_set_team = _lib.nn_bar_set_team
