@@ -12,7 +12,7 @@ BACKENDS = ("cython", "numba", "numpy")
 
 _MODULES = {
     "cython": "nnopt_fast.kernels.cython_backend",
-    "numba": "nnopt_fast.kernels.numba_backend",
+    "numba": "nnopt_fast.kernels.numba",
     "numpy": "nnopt_fast.kernels.reference",
 }
 _cache = {}

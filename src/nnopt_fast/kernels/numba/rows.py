@@ -1,0 +1,255 @@
+"""Row and elementwise kernels of the Numba backend, on preallocated C-contiguous arrays."""
+
+import math
+
+import numpy as np
+
+from .._numba_config import jit
+from .scalar import (IDENTITY, LOGISTIC, LOGISTIC_OUT, RELU, SOFTMAX, TANH, activate,
+                     derivative, dropout_bits, sign, soft_threshold)
+
+__all__ = ["bias_act", "bias_act_dropout", "fill_mask", "backward_act", "loss_rows",
+           "dense_forward", "dense_backward", "column_sums", "penalized_grad",
+           "l2_decay", "soft_threshold_all", "penalty_sums"]
+
+
+@jit(helper=True)
+def _bias_act_row(z, b, act):
+    """``z <- g(z + b)`` over one row; one loop per activation so that each vectorizes."""
+    n = z.shape[0]
+    # A constant code per loop lets LLVM fold activate's dispatch away.
+    if act == TANH:
+        for j in range(n):
+            z[j] = activate(z[j] + b[j], TANH)
+    elif act == RELU:
+        for j in range(n):
+            z[j] = activate(z[j] + b[j], RELU)
+    elif act == LOGISTIC:
+        for j in range(n):
+            z[j] = activate(z[j] + b[j], LOGISTIC)
+    else:
+        for j in range(n):
+            z[j] = z[j] + b[j]
+
+
+@jit
+def bias_act(Z, b, act):
+    """``Z <- g(Z + b)`` in place, row by row: the bias and activation of a dense layer.
+
+    Parameters
+    ----------
+    Z : (n, m) array, written
+    b : (m,) array
+    act : int
+        Activation code (:data:`nnopt_fast.kernels.codes.ACTIVATIONS`).
+    """
+    for i in range(Z.shape[0]):
+        _bias_act_row(Z[i], b, act)
+
+
+@jit
+def bias_act_dropout(H, b, act, A, M, key, thr, keep_inv, row0):
+    """``H <- g(H + b)``, ``M`` = the inverted-dropout mask, ``A = H * M``, in one pass.
+
+    Row i of the arrays is row ``row0 + i`` of the batch, whose unit j has the counter
+    ``(row0 + i) m + j + 1`` of :func:`dropout_bits`: ``M[i, j] = keep_inv`` if its bits
+    are below ``thr``, else 0. Fused row by row (the row stays in L1 between the two
+    inner loops, which are kept apart so that each vectorizes).
+
+    Parameters
+    ----------
+    H, A, M : (n, m) arrays, written
+    b : (m,) array
+    act : int
+    key, thr : uint64
+        The layer's key at this step (:func:`step_key`) and threshold.
+    keep_inv : float of H's dtype
+        ``1 / keep``.
+    row0 : int
+    """
+    n, m = H.shape
+    zero = H.dtype.type(0.0)
+    for i in range(n):
+        _bias_act_row(H[i], b, act)
+        base = np.uint64((row0 + i) * m + 1)
+        for j in range(m):
+            mk = keep_inv if dropout_bits(key, base + np.uint64(j)) < thr else zero
+            M[i, j] = mk
+            A[i, j] = H[i, j] * mk
+
+
+@jit
+def fill_mask(key, thr, keep_inv, row0, out):
+    """The dropout mask alone: ``out[i, j]`` as ``M`` of :func:`bias_act_dropout`."""
+    n, m = out.shape
+    zero = out.dtype.type(0.0)
+    for i in range(n):
+        base = np.uint64((row0 + i) * m + 1)
+        for j in range(m):
+            out[i, j] = keep_inv if dropout_bits(key, base + np.uint64(j)) < thr else zero
+
+
+@jit
+def backward_act(dA, H, act, M, use_mask, out):
+    """``out = dA * g'(H) [* M]``, row by row; ``out`` may be ``dA``.
+
+    As in the forward pass, one inner loop per activation code (constant, so LLVM folds
+    the dispatch) and the mask in a second loop over the L1-resident row.
+    """
+    n, m = dA.shape
+    for i in range(n):
+        d, h, o = dA[i], H[i], out[i]
+        if act == TANH:
+            for j in range(m):
+                o[j] = d[j] * derivative(h[j], TANH)
+        elif act == RELU:
+            for j in range(m):
+                o[j] = d[j] * derivative(h[j], RELU)
+        elif act == LOGISTIC:
+            for j in range(m):
+                o[j] = d[j] * derivative(h[j], LOGISTIC)
+        else:
+            for j in range(m):
+                o[j] = d[j]
+        if use_mask:
+            mk = M[i]
+            for j in range(m):
+                o[j] = o[j] * mk[j]
+
+
+@jit
+def loss_rows(code, Z, data, idx, eps, out):
+    """Loss gradient of the output layer, in place on ``out`` (may be ``Z``).
+
+    Row ``i`` of ``Z`` is sample ``idx[i]`` of the training data ``data`` (an
+    :class:`nnopt_fast.kernels.epoch.EpochData` whose ``sw`` is empty without sample
+    weights): its labels ``y`` (softmax) or targets ``Y``, its weight ``sw``.
+    Probabilities are clipped to ``[eps, 1 - eps]`` in the logs. Returns the weighted
+    loss sum in float64 (the reference's three loss kernels):
+
+    - softmax: ``out = P - onehot(y)``, loss ``-log p_y``;
+    - logistic: ``out = p - Y``, loss ``-(Y log p + (1 - Y) log(1 - p))`` summed;
+    - identity: ``out = Z - Y``, loss ``||Z - Y||^2 / 2``;
+
+    each row of ``out`` and its loss then times its sample weight.
+    """
+    y, Y, sw = data.y, data.Y, data.sw
+    has_sw = sw.shape[0] != 0
+    n, m = Z.shape
+    t = Z.dtype.type
+    one = t(1.0)
+    hi = one - eps
+    total = 0.0
+    for i in range(n):
+        r = idx[i]
+        L = 0.0
+        if code == SOFTMAX:
+            zmax = Z[i, 0]
+            for j in range(1, m):
+                if Z[i, j] > zmax:
+                    zmax = Z[i, j]
+            s = t(0.0)
+            for j in range(m):
+                e = math.exp(Z[i, j] - zmax)
+                out[i, j] = e
+                s += e
+            for j in range(m):
+                out[i, j] = out[i, j] / s
+            c = y[r]
+            p = out[i, c]
+            p = eps if p < eps else (hi if p > hi else p)
+            L = -math.log(np.float64(p))
+            out[i, c] = out[i, c] - one
+        elif code == LOGISTIC_OUT:
+            for j in range(m):
+                p = one / (one + math.exp(-Z[i, j]))
+                pc = np.float64(eps if p < eps else (hi if p > hi else p))
+                yv = np.float64(Y[r, j])
+                L -= yv * math.log(pc) + (1.0 - yv) * math.log1p(-pc)
+                out[i, j] = p - Y[r, j]
+        else:
+            for j in range(m):
+                g = Z[i, j] - Y[r, j]
+                g64 = np.float64(g)
+                L += g64 * g64
+                out[i, j] = g
+            L = 0.5 * L
+        if has_sw:
+            w = sw[r]
+            for j in range(m):
+                out[i, j] = out[i, j] * w
+            L = L * np.float64(w)
+        total += L
+    return total
+
+
+@jit
+def dense_forward(A, W, b, act, out):
+    """``out = g(A W + b)``: one GEMM, then the bias and activation in one pass."""
+    np.dot(A, W, out)
+    bias_act(out, b, act)
+
+
+@jit(helper=True)
+def column_sums(dZ, s, db):
+    """``db = dZ.sum(axis=0) * s``, rows added in order (as NumPy does for axis 0)."""
+    n, m = dZ.shape
+    for j in range(m):
+        db[j] = dZ.dtype.type(0.0)
+    for i in range(n):
+        for j in range(m):
+            db[j] += dZ[i, j]
+    for j in range(m):
+        db[j] = db[j] * s
+
+
+@jit
+def dense_backward(dZ, A, W, s, dW, db, dA, want_dA):
+    """``dW = (A^T dZ) s``, ``db = s sum(dZ)`` and, with ``want_dA``, ``dA = dZ W^T``."""
+    np.dot(A.T, dZ, dW)
+    n_in, n_out = dW.shape
+    for i in range(n_in):
+        for j in range(n_out):
+            dW[i, j] = dW[i, j] * s
+    column_sums(dZ, s, db)
+    if want_dA:
+        np.dot(dZ, W.T, dA)
+
+
+@jit
+def penalized_grad(G, P, c2, c1, with_l2, with_l1):
+    """``G <- G + c2 P`` (``with_l2``) ``+ c1 sign(P)`` (``with_l1``), flat, in place."""
+    for i in range(G.shape[0]):
+        g = G[i]
+        if with_l2:
+            g = g + c2 * P[i]
+        if with_l1:
+            g = g + c1 * sign(P[i])
+        G[i] = g
+
+
+@jit
+def l2_decay(W, dW, lr, c):
+    """The fused weight-decay step ``W <- W - lr (dW + c W)``, flat, in place."""
+    for i in range(W.shape[0]):
+        w = W[i]
+        W[i] = w - lr * (dW[i] + c * w)
+
+
+@jit
+def soft_threshold_all(W, thr):
+    """The proximal L1 step ``W <- sign(W) max(|W| - thr, 0)``, flat, in place."""
+    for i in range(W.shape[0]):
+        W[i] = soft_threshold(W[i], thr)
+
+
+@jit
+def penalty_sums(W):
+    """``(sum W^2, sum |W|)`` of a flat array, accumulated in float64."""
+    s2 = 0.0
+    s1 = 0.0
+    for i in range(W.shape[0]):
+        w = np.float64(W[i])
+        s2 += w * w
+        s1 += abs(w)
+    return s2, s1

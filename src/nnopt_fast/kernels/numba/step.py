@@ -1,0 +1,183 @@
+"""The Numba training step: workspace views, forward and backward of a batch's rows, the step."""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._numba_config import jit
+from .rows import backward_act, bias_act, bias_act_dropout, dense_backward, loss_rows
+from .scalar import IDENTITY, NONFINITE, OK, step_key
+from .updates import penalty_value, update_chunk
+
+__all__ = ["Rows", "weights", "bias", "block_A", "block_H", "block_M", "block_D",
+           "has_dropout", "batch_weight", "gradient_rows", "batch_step"]
+
+
+class Rows(NamedTuple):
+    """The rows of one forward and backward pass: samples ``idx`` of the training data
+    are rows ``row0 ..`` of the batch (rows of the workspace blocks and of the dropout
+    masks) at global step ``step``."""
+
+    idx: np.ndarray
+    row0: int
+    step: int
+
+
+# ---------------------------------------------------------------------------
+# views into the flat parameters and the flat workspace (the plan's layout)
+# ---------------------------------------------------------------------------
+@jit(helper=True)
+def weights(plan, P, l):
+    """``W_l`` (sizes[l-1], sizes[l]) of layer l >= 1, a view into the flat ``P``."""
+    n_in = plan.sizes[l - 1]
+    n_out = plan.sizes[l]
+    o = plan.param_offsets[l - 1, 0]
+    return P[o:o + n_in * n_out].reshape(n_in, n_out)
+
+
+@jit(helper=True)
+def bias(plan, P, l):
+    """``b_l`` (sizes[l],) of layer l >= 1, a view into the flat ``P``."""
+    o = plan.param_offsets[l - 1, 1]
+    return P[o:o + plan.sizes[l]]
+
+
+@jit(helper=True)
+def _block(plan, work, l, kind, r0, r1):
+    """Rows ``r0:r1`` of block ``kind`` (0..3: A, H, M, D) of layer l in the workspace."""
+    n = plan.sizes[l]
+    o = plan.work_offsets[l, kind]
+    return work[o + r0 * n:o + r1 * n].reshape(r1 - r0, n)
+
+
+@jit(helper=True)
+def block_A(plan, work, l, r0, r1):
+    """Rows ``r0:r1`` of ``A_l``: the gathered batch (l = 0), or layer l's activations
+    after dropout (they are ``H_l`` without dropout)."""
+    return _block(plan, work, l, 0, r0, r1)
+
+
+@jit(helper=True)
+def block_H(plan, work, l, r0, r1):
+    """Rows ``r0:r1`` of ``H_l``: layer l's activations before dropout (``Z`` at the
+    output layer, which its loss gradient overwrites)."""
+    return _block(plan, work, l, 1, r0, r1)
+
+
+@jit(helper=True)
+def block_M(plan, work, l, r0, r1):
+    """Rows ``r0:r1`` of ``M_l``: layer l's dropout mask (only with dropout)."""
+    return _block(plan, work, l, 2, r0, r1)
+
+
+@jit(helper=True)
+def block_D(plan, work, l, r0, r1):
+    """Rows ``r0:r1`` of ``D_l``: the delta of layer l, d loss / d Z_l, unscaled and
+    sample-weighted."""
+    return _block(plan, work, l, 3, r0, r1)
+
+
+@jit(helper=True)
+def has_dropout(plan, l):
+    """Whether layer l drops units (it then has a mask block)."""
+    return plan.work_offsets[l, 2] >= 0
+
+
+# ---------------------------------------------------------------------------
+# one batch
+# ---------------------------------------------------------------------------
+@jit(helper=True)
+def _gather(X, idx, out):
+    """``out = X[idx]``, row by row."""
+    n_in = X.shape[1]
+    for i in range(idx.shape[0]):
+        src = X[idx[i]]
+        dst = out[i]
+        for j in range(n_in):
+            dst[j] = src[j]
+
+
+@jit(helper=True)
+def batch_weight(data, idx):
+    """``S = sum(sw[idx])`` in float64, in order; the batch's row count without weights."""
+    sw = data.sw
+    if sw.shape[0] == 0:
+        return np.float64(idx.shape[0])
+    s = 0.0
+    for i in range(idx.shape[0]):
+        s += np.float64(sw[idx[i]])
+    return s
+
+
+@jit
+def gradient_rows(plan, P, G, data, work, rows, scale):
+    """Forward and backward of ``rows`` (:class:`Rows`); writes ``scale * dW`` and
+    ``scale * db`` of those rows into ``G`` (laid out like ``P``).
+
+    The reference's steps 1, 2 and 4: ``H_l = g(A_{l-1} W_l + b_l)``, ``A_l = H_l M_l``
+    with dropout; the loss gradient at the output; ``dW_l = scale A_{l-1}^T D_l``,
+    ``db_l = scale sum(D_l)``, ``D_{l-1} = (D_l W_l^T) g'(H_{l-1}) M_{l-1}``. Everything
+    lives in rows ``row0 ..`` of the workspace blocks, so disjoint rows of one batch can
+    run concurrently. Returns the weighted data-loss sum of the rows in float64; if it
+    is not finite, returns it before the backward pass (``G`` is then not written).
+    """
+    L = plan.n_layers
+    sizes = plan.sizes
+    act = plan.activation
+    idx = rows.idx
+    r0 = rows.row0
+    r1 = r0 + idx.shape[0]
+    A = block_A(plan, work, 0, r0, r1)
+    _gather(data.X, idx, A)
+    for l in range(1, L):
+        H = block_H(plan, work, l, r0, r1)
+        np.dot(A, weights(plan, P, l), H)
+        if has_dropout(plan, l):
+            A = block_A(plan, work, l, r0, r1)
+            bias_act_dropout(H, bias(plan, P, l), act, A, block_M(plan, work, l, r0, r1),
+                             step_key(plan.layer_keys[l], rows.step), plan.drop_threshold[l],
+                             H.dtype.type(plan.keep_inv[l]), r0)
+        else:
+            bias_act(H, bias(plan, P, l), act)
+            A = H
+    Z = block_D(plan, work, L, r0, r1)
+    np.dot(A, weights(plan, P, L), Z)
+    bias_act(Z, bias(plan, P, L), IDENTITY)
+    lsum = loss_rows(plan.output, Z, data, idx, Z.dtype.type(plan.clip_eps), Z)
+    if not np.isfinite(lsum):
+        return lsum
+    s = Z.dtype.type(scale)
+    for l in range(L, 0, -1):
+        # The input layer has no delta: its dA is an empty stand-in of the same type.
+        want_dA = l > 1
+        dA = block_D(plan, work, l - 1, r0, r1) if want_dA else work[:0].reshape(0, 0)
+        dense_backward(block_D(plan, work, l, r0, r1), block_A(plan, work, l - 1, r0, r1),
+                       weights(plan, P, l), s, weights(plan, G, l), bias(plan, G, l), dA,
+                       want_dA)
+        if want_dA:
+            H = block_H(plan, work, l - 1, r0, r1)
+            with_mask = has_dropout(plan, l - 1)
+            M = block_M(plan, work, l - 1, r0, r1) if with_mask else H
+            backward_act(dA, H, act, M, with_mask, dA)
+    return lsum
+
+
+@jit
+def batch_step(plan, state, data, work, rows, coeffs):
+    """The training step of one batch (:class:`Rows` from row 0): forward, backward and
+    the update of every parameter (:class:`TrainArrays` ``state``, with :class:`Coeffs`
+    ``coeffs`` of the batch's weight).
+
+    Returns ``(status, data_loss, penalty_loss)``: the batch's ``n_batch * (loss sum /
+    S)`` and ``n_batch * penalty(before the step)``; status ``nonfinite`` (nothing
+    updated) if the loss is not finite.
+    """
+    lsum = gradient_rows(plan, state.params, state.grads, data, work, rows, coeffs.scale)
+    if not np.isfinite(lsum):
+        return NONFINITE, 0.0, 0.0
+    nb = rows.idx.shape[0]
+    s2, s1 = update_chunk(plan, state, work[:0].reshape(0, 0), nb, 0, 1, coeffs)
+    penalty = 0.0
+    if plan.l2 != 0.0 or plan.l1 != 0.0:
+        penalty = nb * penalty_value(plan, s2, s1, coeffs.d)
+    return OK, nb * (lsum / coeffs.S), penalty

@@ -1,0 +1,276 @@
+"""The parameter update of the Numba backend: per-step coefficients, optimizers, penalties."""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .._numba_config import jit
+from .rows import penalized_grad, penalty_sums, soft_threshold_all
+from .scalar import ADAM, MOMENTUM, NESTEROV, SGD
+
+__all__ = ["TrainArrays", "Coeffs", "StepScalars", "adam_step_size", "step_coeffs",
+           "penalty_value", "optimizer_range", "update_range", "update_chunk", "slice_rows"]
+
+
+class TrainArrays(NamedTuple):
+    """The parameters and optimizer state, each laid out like the flat parameters
+    (``W_1, b_1, ..., W_L, b_L``); the state of an unused optimizer is empty."""
+
+    params: np.ndarray
+    grads: np.ndarray
+    velocity: np.ndarray
+    adam_m: np.ndarray
+    adam_v: np.ndarray
+
+
+class Coeffs(NamedTuple):
+    """The float64 scalars of one training step on a batch of weight ``S``."""
+
+    lr: float
+    S: float
+    #: ``1 / S``, the scale of the batch's summed gradients.
+    scale: float
+    #: ``penalty_div`` if it is > 0, else ``S``.
+    d: float
+    #: ``l2 / d`` and ``l1 / (2 d)``, the penalty gradients' coefficients.
+    c2: float
+    c1: float
+    #: Adam's bias-corrected step size (0 for the other optimizers).
+    adam_lr: float
+
+
+class StepScalars(NamedTuple):
+    """The scalars of the update loops, cast to the parameters' dtype as NumPy casts them."""
+
+    c2: object
+    c1: object
+    #: ``lr c1``, the soft threshold of the proximal L1 step.
+    prox_threshold: object
+    lr: object
+    momentum: object
+    beta1: object
+    one_minus_beta1: object
+    beta2: object
+    one_minus_beta2: object
+    adam_lr: object
+    adam_epsilon: object
+
+
+@jit(helper=True)
+def adam_step_size(lr, beta1, beta2, t):
+    """Adam's bias-corrected step size ``lr sqrt(1 - b2^t) / (1 - b1^t)`` (float64)."""
+    return lr * math.sqrt(1.0 - beta2 ** np.float64(t)) / (1.0 - beta1 ** np.float64(t))
+
+
+@jit(helper=True)
+def step_coeffs(plan, S, lr, t):
+    """The :class:`Coeffs` of update number ``t`` with learning rate ``lr`` on a batch of
+    weight ``S`` (the reference's ``penalty_coefficients`` and ``adam_step_size``)."""
+    d = plan.penalty_div if plan.penalty_div > 0.0 else S
+    adam_lr = adam_step_size(lr, plan.beta1, plan.beta2, t) if plan.optimizer == ADAM else 0.0
+    return Coeffs(lr, S, 1.0 / S, d, plan.l2 / d, plan.l1 / (2.0 * d), adam_lr)
+
+
+@jit(helper=True)
+def penalty_value(plan, s2, s1, d):
+    """``(l2/2 sum W^2 + l1/2 sum |W|) / d`` from the sums; a zero strength adds exactly 0,
+    even beside non-finite weights."""
+    p2 = 0.5 * plan.l2 * s2 if plan.l2 != 0.0 else 0.0
+    p1 = 0.5 * plan.l1 * s1 if plan.l1 != 0.0 else 0.0
+    return (p2 + p1) / d
+
+
+@jit(helper=True)
+def step_scalars(plan, coeffs, like):
+    """The :class:`StepScalars` of a step, in the dtype of the array ``like``."""
+    ty = like.dtype.type
+    return StepScalars(ty(coeffs.c2), ty(coeffs.c1), ty(coeffs.lr * coeffs.c1), ty(coeffs.lr),
+                       ty(plan.momentum), ty(plan.beta1), ty(1.0 - plan.beta1), ty(plan.beta2),
+                       ty(1.0 - plan.beta2), ty(coeffs.adam_lr), ty(plan.adam_epsilon))
+
+
+# ---------------------------------------------------------------------------
+# the optimizers, one parameter at a time
+# ---------------------------------------------------------------------------
+@jit(helper=True)
+def sgd_update(w, g, k):
+    """Plain gradient descent: ``w - lr g``."""
+    return w - k.lr * g
+
+
+@jit(helper=True)
+def velocity_update(v, g, k):
+    """The velocity of both momentum methods: ``mu v - lr g``, rounded as NumPy's
+    ``v *= mu; v -= lr g``."""
+    v = v * k.momentum
+    return v - k.lr * g
+
+
+@jit(helper=True)
+def momentum_update(w, v):
+    """Heavy ball, with the updated velocity ``v``: ``w + v``."""
+    return w + v
+
+
+@jit(helper=True)
+def nesterov_update(w, g, v, k):
+    """Nesterov (scikit-learn's form), with the updated velocity ``v``: ``w + mu v - lr g``."""
+    return w + (k.momentum * v - k.lr * g)
+
+
+@jit(helper=True)
+def adam_moments(m, v, g, k):
+    """Adam's moments ``(b1 m + (1 - b1) g, b2 v + (1 - b2) g^2)``."""
+    m = m * k.beta1
+    v = v * k.beta2
+    return m + k.one_minus_beta1 * g, v + k.one_minus_beta2 * (g * g)
+
+
+@jit(helper=True)
+def adam_update(w, m, v, k):
+    """Adam, with the updated moments: ``w - lr_t m / (sqrt(v) + eps)``."""
+    return w - k.adam_lr * m / (math.sqrt(v) + k.adam_epsilon)
+
+
+@jit(helper=True)
+def _l2_grad(G, i, w, use_c2, c2):
+    """``G[i]``, plus ``c2 w`` written back when ``use_c2`` (the reference's
+    ``inplace_l2_grad`` before the step)."""
+    g = G[i]
+    if use_c2:
+        g = g + c2 * w
+        G[i] = g
+    return g
+
+
+@jit
+def optimizer_range(opt, seg, use_c2, k):
+    """The optimizer step ``opt`` on ``seg`` (:class:`TrainArrays` of one stretch of the
+    parameters), with gradient ``g = G (+ c2 W when use_c2)``, in the reference's rounding
+    order; ``k`` is the step's :class:`StepScalars`.
+
+    One loop per optimizer with the update inlined: a loop that dispatches on ``opt``
+    per element stays scalar (measured 80 ns per parameter instead of < 0.5). The arrays
+    are slices indexed from 0, so Numba knows the index is non-negative and drops the
+    negative-index wraparound test that also blocks vectorization.
+    """
+    P, G = seg.params, seg.grads
+    n = P.shape[0]
+    c2 = k.c2
+    if opt == SGD:
+        for i in range(n):
+            w = P[i]
+            P[i] = sgd_update(w, _l2_grad(G, i, w, use_c2, c2), k)
+    elif opt == MOMENTUM or opt == NESTEROV:
+        V = seg.velocity
+        nesterov = opt == NESTEROV
+        for i in range(n):
+            w = P[i]
+            g = _l2_grad(G, i, w, use_c2, c2)
+            v = velocity_update(V[i], g, k)
+            V[i] = v
+            P[i] = nesterov_update(w, g, v, k) if nesterov else momentum_update(w, v)
+    else:
+        Mo, Vo = seg.adam_m, seg.adam_v
+        for i in range(n):
+            w = P[i]
+            g = _l2_grad(G, i, w, use_c2, c2)
+            m, v = adam_moments(Mo[i], Vo[i], g, k)
+            Mo[i] = m
+            Vo[i] = v
+            P[i] = adam_update(w, m, v, k)
+
+
+@jit
+def update_range(plan, state, lo, hi, is_weight, coeffs, want_penalty):
+    """The step of parameters ``lo:hi`` of one segment (weights if ``is_weight``, else
+    biases): the step is elementwise, so any cut of a segment gives the same result.
+
+    Weights: ``g = G + c2 W (+ c1 sign W)`` (written back to ``G``, as the reference
+    does), the optimizer update, then ``W <- soft_threshold(W, lr c1)`` with the proximal
+    L1; biases take the optimizer step only. Returns ``(sum W^2, sum |W|)`` of those
+    weights before the step when ``want_penalty`` and ``is_weight``, else zeros.
+    """
+    k = step_scalars(plan, coeffs, state.params)
+    seg = TrainArrays(state.params[lo:hi], state.grads[lo:hi], state.velocity[lo:hi],
+                      state.adam_m[lo:hi], state.adam_v[lo:hi])
+    opt = plan.optimizer
+    s2 = 0.0
+    s1 = 0.0
+    if not is_weight:
+        optimizer_range(opt, seg, False, k)
+        return s2, s1
+    if want_penalty:
+        s2, s1 = penalty_sums(seg.params)
+    use_c2 = coeffs.c2 != 0.0
+    l1_sub = plan.l1_subgradient and coeffs.c1 != 0.0
+    l1_prox = plan.l1_proximal and coeffs.c1 != 0.0
+    if l1_sub or l1_prox:
+        # Three simple loops (penalized gradient, optimizer, soft threshold) rather than
+        # one loop with every branch, for the vectorization reasons of optimizer_range.
+        penalized_grad(seg.grads, seg.params, k.c2, k.c1, use_c2, l1_sub)
+        optimizer_range(opt, seg, False, k)
+        if l1_prox:
+            soft_threshold_all(seg.params, k.prox_threshold)
+    else:
+        optimizer_range(opt, seg, use_c2, k)
+    return s2, s1
+
+
+@jit(helper=True)
+def slice_rows(nb, s, n_slices):
+    """Rows ``r0:r1`` of slice ``s`` of an ``nb``-row batch cut into ``n_slices``."""
+    return nb * s // n_slices, nb * (s + 1) // n_slices
+
+
+@jit(helper=True)
+def chunk_bounds(n, part, n_parts):
+    """``a:b`` of part ``part`` of ``n`` parameters cut into ``n_parts`` chunks of a
+    multiple of 32 entries each (so no two parts write one cache line)."""
+    per = ((n + n_parts - 1) // n_parts + 31) // 32 * 32
+    return min(n, part * per), min(n, (part + 1) * per)
+
+
+@jit(helper=True)
+def _reduce_slices(slice_grads, nb, a, b, G):
+    """``G[a:b]`` = the sum of the non-empty slices' gradients, in slice order."""
+    n_slices = slice_grads.shape[0]
+    first = True
+    for s in range(n_slices):
+        r0, r1 = slice_rows(nb, s, n_slices)
+        if r1 > r0:
+            if first:
+                G[a:b] = slice_grads[s, a:b]
+                first = False
+            else:
+                for j in range(a, b):
+                    G[j] = G[j] + slice_grads[s, j]
+
+
+@jit
+def update_chunk(plan, state, slice_grads, nb, part, n_parts, coeffs):
+    """The step of chunk ``part`` of ``n_parts`` of every parameter segment (each ``W_l``
+    and ``b_l``, cut by :func:`chunk_bounds`): the whole step with ``n_parts = 1``.
+
+    When ``slice_grads`` has rows (the gradients of the slices of an ``nb``-row batch,
+    laid out like the parameters), the chunk's gradient is first their sum, in slice
+    order. Returns ``(sum W^2, sum |W|)`` of the chunk's weights before the step (zeros
+    without a penalty).
+    """
+    sizes = plan.sizes
+    want_penalty = plan.l2 != 0.0 or plan.l1 != 0.0
+    s2 = 0.0
+    s1 = 0.0
+    for l in range(1, plan.n_layers + 1):
+        for kind in range(2):
+            n_seg = sizes[l] * (sizes[l - 1] if kind == 0 else 1)
+            a, b = chunk_bounds(n_seg, part, n_parts)
+            if b <= a:
+                continue
+            lo = plan.param_offsets[l - 1, kind]
+            _reduce_slices(slice_grads, nb, lo + a, lo + b, state.grads)
+            x2, x1 = update_range(plan, state, lo + a, lo + b, kind == 0, coeffs, want_penalty)
+            s2 += x2
+            s1 += x1
+    return s2, s1
