@@ -206,13 +206,16 @@ def test_workspace_is_allocated_once(rng):
     X, T, _ = _problem(rng, sizes, case[1], np.float64)
     _, _, state = _train(nb, X, T, None, sizes, case, np.float64, epochs=1)
     ws = state.workspace["numba"]
-    buffers = [ws.Xb, ws.Hb, ws.Ab, ws.Mb, ws.Zb, ws.Db]
-    ptrs = [b.__array_interface__["data"][0] for b in buffers]
+    plan = state.workspace["plan"][1]
+    # The plan's one flat workspace, each block on a 64-byte boundary.
+    assert ws.work.size >= plan.work_size and ws.work.dtype == np.float64
+    assert ws.work.ctypes.data % 64 == 0
+    ptr = ws.work.ctypes.data
     cfg = make_config(state.net, batch_size=7, n_samples=len(X), l2=0.5, dropout=0.2,
                       seed=2**62 + 11)
     nb.run_epoch(cfg, state, X, T, None, np.arange(len(X)), 0.05, state.step)
     assert state.workspace["numba"] is ws
-    assert [b.__array_interface__["data"][0] for b in buffers] == ptrs
+    assert ws.work.ctypes.data == ptr
 
 
 def test_epoch_allocates_nothing_per_batch(rng):
@@ -303,14 +306,25 @@ def test_choose_cache_dir_falls_back_then_gives_up(tmp_path, monkeypatch):
     assert not on and "disabled" in source
 
 
+def _run_python(code, env=None, cwd=None, timeout=600):
+    """Run ``code`` in a fresh interpreter; its last stdout line parsed as JSON."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def test_import_and_train_with_unwritable_cache_dirs(tmp_path):
-    # A copy of the package whose __pycache__ cannot be created (a file is in the way),
-    # with NUMBA_CACHE_DIR, HOME and XDG_CACHE_HOME unusable the same way: Numba's
-    # cache=True alone would fail at import. Root ignores permission bits, hence files.
+    # A copy of the package whose __pycache__ directories cannot be created (a file is in
+    # the way), with NUMBA_CACHE_DIR, HOME and XDG_CACHE_HOME unusable the same way:
+    # Numba's cache=True alone would fail at import. Root ignores permission bits, hence
+    # files. The threaded epochs (sync and Hogwild) are compiled and cached there too.
     pkg_root = tmp_path / "site"
     src = Path(nf.__file__).parent
     shutil.copytree(src, pkg_root / "nnopt_fast", ignore=shutil.ignore_patterns("__pycache__"))
-    (pkg_root / "nnopt_fast" / "kernels" / "__pycache__").write_text("blocked")
+    for kernels in (pkg_root / "nnopt_fast" / "kernels", pkg_root / "nnopt_fast" / "kernels"
+                    / "numba"):
+        (kernels / "__pycache__").write_text("blocked")
     blocker = _blocked(tmp_path)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -318,29 +332,75 @@ def test_import_and_train_with_unwritable_cache_dirs(tmp_path):
                HOME=str(blocker / "home"), XDG_CACHE_HOME=str(blocker / "xdg"), TMPDIR=str(tmp),
                PYTHONDONTWRITEBYTECODE="1")
     env.pop(_numba_config.CACHE_ENV, None)
-    code = textwrap.dedent("""
+    code = """
         import json
         import numpy as np
         import nnopt_fast as nf
         rng = np.random.default_rng(0)
         X = rng.standard_normal((20, 3))
         y = rng.integers(0, 2, 20)
-        net = nf.MLP((3, 4, 2), dtype=np.float64, random_state=0)
-        h = nf.train(net, X, y, epochs=1, batch_size=5, backend="numba", random_state=0)
+        losses = []
+        for n_threads, parallel in ((1, "sync"), (2, "sync"), (2, "hogwild")):
+            net = nf.MLP((3, 4, 2), dtype=np.float64, random_state=0)
+            h = nf.train(net, X, y, epochs=1, batch_size=5, backend="numba", random_state=0,
+                         n_threads=n_threads, parallel=parallel, thread_mode="data")
+            losses.append(h.loss[0])
         info = nf.backends()["numba"]
-        print(json.dumps({"file": nf.__file__, "loss": h.loss[0], "backend": h.backend,
+        print(json.dumps({"file": nf.__file__, "loss": losses, "backend": h.backend,
                           "cache": info["cache"], "cache_dir": info["cache_dir"],
                           "source": info["cache_source"]}))
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    """
+    res = _run_python(code, env=env, cwd=tmp_path)
     assert res["file"].startswith(str(pkg_root))
-    assert res["backend"] == "numba" and np.isfinite(res["loss"])
+    assert res["backend"] == "numba" and np.isfinite(res["loss"]).all()
     assert res["cache"] and res["source"] == "fallback"
     assert res["cache_dir"].startswith(str(tmp))
-    assert any(p.suffix == ".nbi" for p in Path(res["cache_dir"]).rglob("*"))
+    cached = {p.name.split("-")[0] for p in Path(res["cache_dir"]).rglob("*.nbi")}
+    assert {"workers.serial_loop", "workers.sync_worker", "workers.hogwild_worker"} <= cached
+
+
+def sync_epochs(be, X, y):
+    """Final weights of two 2-thread sync epochs through ``be.run_epoch``."""
+    net = nf.MLP((5, 7, 3), dtype=np.float64, random_state=0)
+    cfg = make_config(net, batch_size=16, n_samples=len(X), l2=0.1, dropout=0.2, seed=4,
+                      optimizer="adam", n_threads=2, parallel="sync", thread_mode="data")
+    state = TrainState(net, cfg)
+    for epoch in range(2):
+        perm = np.random.default_rng(epoch).permutation(len(X)).astype(np.int64)
+        _, _, n_steps, status = be.run_epoch(cfg, state, X, y, None, perm, 0.05, state.step)
+        assert status == 0
+        state.step += n_steps
+        state.t += n_steps
+    return net.params
+
+
+def test_numba_only_install_runs_the_threaded_epoch(rng):
+    # Without the compiled extension (hidden before nnopt_fast is imported), the Numba
+    # backend runs its threaded sync epoch itself, with the weights it gives beside the
+    # extension, and without starting a Numba threading layer.
+    X = rng.standard_normal((90, 5))
+    y = rng.integers(0, 3, 90)
+    want = sync_epochs(nb, X, y)
+    code = f"""
+        import json, sys
+        sys.modules["nnopt_fast.kernels._cython"] = None
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import numpy as np
+        import nnopt_fast as nf
+        from numba.np.ufunc import parallel
+        from test_numba_backend import nb, sync_epochs
+        X = np.array({X.tolist()!r})
+        y = np.array({y.tolist()!r})
+        params = sync_epochs(nb, X, y)
+        print(json.dumps({{"params": params.tolist(),
+                          "cython": nf.backends()["cython"]["available"],
+                          "threading_layer_started": parallel._is_initialized}}))
+    """
+    env = dict(os.environ, PYTHONPATH=str(Path(nf.__file__).parent.parent))
+    res = _run_python(code, env=env)
+    assert res["cython"] is False
+    assert res["threading_layer_started"] is False
+    np.testing.assert_array_equal(np.array(res["params"]), want)
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -354,6 +414,6 @@ def test_run_epoch_rejects_x_of_another_dtype(n_threads):
                               n_threads=n_threads)
     state = TrainState(net, cfg)
     X = np.zeros((16, 4))                       # float64 for a float32 model
-    with pytest.raises(TypeError, match="X must be a float32 array"):
+    with pytest.raises(TypeError, match="run_epoch: X must be float32, got float64"):
         numba_backend.run_epoch(cfg, state, X, np.zeros(16, np.int64), None,
                                 np.arange(16, dtype=np.int64), 0.1, 0)

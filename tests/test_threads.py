@@ -118,11 +118,7 @@ def test_parallel_epoch_with_one_slice_matches_serial_bitwise(rng, backend):
                                dropout=0.2, seed=3)
         state = TrainState(net, cfg)
         perm = np.random.default_rng(1).permutation(len(X)).astype(np.int64)
-        if parallel_path and backend == "numba":
-            from nnopt_fast.kernels import numba_parallel
-
-            r = numba_parallel.run_epoch_parallel(cfg, state, X, y, None, perm, 0.1, 0)
-        elif parallel_path:
+        if parallel_path:
             plan, data, perm = check_epoch(cfg, state, X, y, None, perm)
             r = be.parallel_epoch(cfg, plan, state, data, perm, 0.1, 0, new_stop_flag())
         else:
@@ -325,32 +321,6 @@ def test_blas_mode_runs_the_serial_epoch_with_blas_threads(rng, backend):
         out.append(net.params.copy())
     # OpenBLAS may pick other kernels with 2 threads: equal up to the GEMM's rounding.
     assert _rel(out[1], out[0]) <= 1e-12
-
-
-@needs_2_cores
-def test_numba_sync_without_enough_threads_falls_back_to_the_same_result(rng):
-    # Fewer Numba threads than slices: a fork/join per batch instead of the barrier loop.
-    import numba
-
-    from nnopt_fast.kernels import numba_parallel
-
-    X, y = _task(rng)
-    out = []
-    for numba_threads in (2, 1):
-        net = nf.MLP((X.shape[1], 16, 8, 3), random_state=0, dtype=X.dtype)
-        cfg = loop.make_config(net, batch_size=33, n_samples=len(X), dropout=0.2, l2=1e-2,
-                               seed=3, n_threads=2)
-        state = TrainState(net, cfg)
-        perm = np.random.default_rng(1).permutation(len(X)).astype(np.int64)
-        saved = numba.get_num_threads()
-        numba.set_num_threads(numba_threads)
-        try:
-            r = numba_parallel.run_epoch_parallel(cfg, state, X, y, None, perm, 0.1, 0)
-        finally:
-            numba.set_num_threads(saved)
-        out.append((r, net.params.copy()))
-    assert out[0][0] == out[1][0]
-    np.testing.assert_array_equal(out[0][1], out[1][1])
 
 
 def test_one_thread_limits_blas_inside_and_restores(rng):

@@ -95,22 +95,33 @@ def choose_cache_dir(module_file, env=None):
     return False, None, "no writable cache directory: compiled at each start"
 
 
-_CACHE_ENABLED, _CACHE_DIR, _CACHE_SOURCE = choose_cache_dir(__file__)
+#: Where the Numba backend's kernels live (their cache is what :func:`cache_info` reports).
+KERNELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "numba")
+_choices = {}
+
+
+def _cache_choice(module_file):
+    """:func:`choose_cache_dir` of ``module_file``, decided once per source directory (the
+    in-tree cache of Numba is the ``__pycache__`` beside each source file)."""
+    key = os.path.dirname(os.path.abspath(module_file))
+    if key not in _choices:
+        _choices[key] = choose_cache_dir(module_file)
+    return _choices[key]
 
 
 @contextlib.contextmanager
-def _cache_dir_override():
-    """Point Numba at our fallback directory while a function is decorated.
+def _cache_dir_override(directory, source):
+    """Point Numba at our fallback ``directory`` while a function is decorated.
 
     Numba fixes a function's cache path when it is decorated, so the global
     ``numba.config.CACHE_DIR`` is changed only for that moment and restored after,
     leaving other libraries' caching untouched.
     """
-    if _CACHE_SOURCE != "fallback":
+    if source != "fallback":
         yield
         return
     saved = _numba_config.CACHE_DIR
-    _numba_config.CACHE_DIR = _CACHE_DIR
+    _numba_config.CACHE_DIR = directory
     try:
         yield
     finally:
@@ -123,8 +134,8 @@ def jit(fn=None, *, helper=False):
     ``nogil=True`` so kernels run with the GIL released, the fast-math flags of
     :data:`FASTMATH`, ``error_model="numpy"`` (a float division by zero gives inf or NaN
     instead of a per-division check that blocks vectorization), and the on-disk cache
-    chosen by :func:`choose_cache_dir`. Compilation happens at the first call of each
-    type signature, never per call.
+    chosen by :func:`choose_cache_dir` for the directory of ``fn``'s source. Compilation
+    happens at the first call of each type signature, never per call.
 
     ``@jit(helper=True)`` is for small scalar or view helpers called only from compiled
     code: they are compiled as part of their callers (``register_jitable``), without a
@@ -137,8 +148,9 @@ def jit(fn=None, *, helper=False):
     opts = dict(nogil=True, fastmath=set(FASTMATH), error_model="numpy")
     if helper:
         return numba.extending.register_jitable(**opts)(fn)
-    if _CACHE_ENABLED:
-        with _cache_dir_override():
+    enabled, directory, source = _cache_choice(fn.__code__.co_filename)
+    if enabled:
+        with _cache_dir_override(directory, source):
             try:
                 return numba.njit(cache=True, **opts)(fn)
             except RuntimeError:
@@ -149,11 +161,13 @@ def jit(fn=None, *, helper=False):
 
 
 def cache_info():
-    """Where compiled kernels are cached.
+    """Where the Numba backend's compiled kernels are cached.
 
     Returns
     -------
     dict
-        ``{"cache": bool, "cache_dir": str or None, "cache_source": str}``.
+        ``{"cache": bool, "cache_dir": str or None, "cache_source": str}`` (see
+        :func:`choose_cache_dir`).
     """
-    return {"cache": _CACHE_ENABLED, "cache_dir": _CACHE_DIR, "cache_source": _CACHE_SOURCE}
+    enabled, directory, source = _cache_choice(os.path.join(KERNELS_DIR, "__init__.py"))
+    return {"cache": enabled, "cache_dir": directory, "cache_source": source}
