@@ -128,7 +128,7 @@ def _cache_dir_override(directory, source):
         _numba_config.CACHE_DIR = saved
 
 
-def jit(fn=None, *, helper=False):
+def jit(fn=None, *, helper=False, inline=False):
     """Compile ``fn`` with the package's Numba options (the one decorator of every kernel).
 
     ``nogil=True`` so kernels run with the GIL released, the fast-math flags of
@@ -141,13 +141,17 @@ def jit(fn=None, *, helper=False):
     code: they are compiled as part of their callers (``register_jitable``), without a
     dispatcher, CPython wrapper or cache file of their own, which is most of the
     first-call compile time of a many-function module. From Python they run as plain
-    Python.
+    Python. ``@jit(helper=True, inline=True)`` inlines such a helper into its callers'
+    Numba IR (``inline="always"``), for accessors that take the epoch plan or another
+    tuple of arrays: a call boundary would take and release a reference to every array
+    of the tuple (two atomic operations each), a measurable cost per batch.
     """
     if fn is None:
-        return lambda f: jit(f, helper=helper)
+        return lambda f: jit(f, helper=helper, inline=inline)
     opts = dict(nogil=True, fastmath=set(FASTMATH), error_model="numpy")
     if helper:
-        return numba.extending.register_jitable(**opts)(fn)
+        return numba.extending.register_jitable(inline="always" if inline else "never",
+                                                **opts)(fn)
     enabled, directory, source = _cache_choice(fn.__code__.co_filename)
     if enabled:
         with _cache_dir_override(directory, source):

@@ -22,8 +22,8 @@ from numba.extending import intrinsic
 
 from .._numba_config import jit
 
-__all__ = ["BARRIER_WORDS", "atomic_add", "atomic_cas", "load_acquire", "store_release",
-           "load_relaxed", "barrier_init", "barrier_wait"]
+__all__ = ["BARRIER_WORDS", "atomic_add", "atomic_cas", "load_acquire", "load_relaxed",
+           "store_release", "store_relaxed", "barrier_init", "barrier_wait"]
 
 #: int32 words of one barrier: arrival count, generation, team size, then padding to 128
 #: bytes (two cache lines) so that no other data shares its lines.
@@ -37,125 +37,89 @@ _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 _YIELD = "SwitchToThread" if sys.platform == "win32" else "sched_yield"
 
 
-def _element_pointer(context, builder, array_type, array, index):
-    ary = context.make_array(array_type)(context, builder, array)
-    return cgutils.get_item_pointer(context, builder, array_type, ary, [index],
-                                    wraparound=False, boundscheck=False)
+def _on_element(n_values, emit, returns=True):
+    """An intrinsic ``op(array, index, *values)`` on element ``index`` of a 1-D integer
+    array: ``emit(builder, ptr, values, bytes)`` writes the LLVM instructions on its
+    address (the values cast to the array's dtype) and gives the result (the element's
+    type when ``returns``, else none)."""
 
-
-def _check_int_array(array, index):
-    return (isinstance(array, types.Array) and isinstance(array.dtype, types.Integer)
-            and array.ndim == 1 and isinstance(index, types.Integer))
-
-
-@intrinsic
-def atomic_add(typingctx, array, index, value):
-    """``array[index] += value`` atomically (acquire-release); returns the new value."""
-    if not _check_int_array(array, index):
-        return None
-    sig = array.dtype(array, index, value)
-
-    def codegen(context, builder, sig, args):
-        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
-        inc = context.cast(builder, args[2], sig.args[2], sig.args[0].dtype)
-        old = builder.atomic_rmw("add", ptr, inc, "acq_rel")
-        return builder.add(old, inc)
-
-    return sig, codegen
-
-
-@intrinsic
-def atomic_cas(typingctx, array, index, expected, value):
-    """``array[index] = value`` if it equals ``expected``, atomically (acquire-release);
-    returns the value found."""
-    if not _check_int_array(array, index):
-        return None
-    sig = array.dtype(array, index, expected, value)
-
-    def codegen(context, builder, sig, args):
-        ty = sig.args[0].dtype
-        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
-        old = context.cast(builder, args[2], sig.args[2], ty)
-        new = context.cast(builder, args[3], sig.args[3], ty)
-        pair = builder.cmpxchg(ptr, old, new, "acq_rel", "acquire")
-        return builder.extract_value(pair, 0)
-
-    return sig, codegen
-
-
-def _load(ordering):
-    @intrinsic
-    def load(typingctx, array, index):
-        if not _check_int_array(array, index):
+    def typing(array, index, values):
+        if not (isinstance(array, types.Array) and isinstance(array.dtype, types.Integer)
+                and array.ndim == 1 and isinstance(index, types.Integer)):
             return None
-        sig = array.dtype(array, index)
+        sig = (array.dtype if returns else types.void)(array, index, *values)
 
         def codegen(context, builder, sig, args):
-            ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
-            return builder.load_atomic(ptr, ordering, sig.args[0].dtype.bitwidth // 8)
+            aty, ty = sig.args[0], sig.args[0].dtype
+            ary = context.make_array(aty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aty, ary, [args[1]],
+                                           wraparound=False, boundscheck=False)
+            vals = [context.cast(builder, v, t, ty) for v, t in zip(args[2:], sig.args[2:])]
+            out = emit(builder, ptr, vals, ty.bitwidth // 8)
+            return out if returns else context.get_dummy_value()
 
         return sig, codegen
 
-    return load
+    # Numba's intrinsics take a fixed number of arguments.
+    if n_values == 0:
+        return intrinsic(lambda typingctx, array, index: typing(array, index, ()))
+    if n_values == 1:
+        return intrinsic(lambda typingctx, array, index, value:
+                         typing(array, index, (value,)))
+    return intrinsic(lambda typingctx, array, index, expected, value:
+                     typing(array, index, (expected, value)))
 
 
-def _store(ordering):
+def _add(builder, ptr, values, size):
+    return builder.add(builder.atomic_rmw("add", ptr, values[0], "acq_rel"), values[0])
+
+
+def _cas(builder, ptr, values, size):
+    return builder.extract_value(builder.cmpxchg(ptr, *values, "acq_rel", "acquire"), 0)
+
+
+#: ``atomic_add(array, index, value)``: ``array[index] += value`` atomically
+#: (acquire-release); returns the new value.
+atomic_add = _on_element(1, _add)
+#: ``atomic_cas(array, index, expected, value)``: ``array[index] = value`` if it equals
+#: ``expected``, atomically (acquire-release); returns the value found.
+atomic_cas = _on_element(2, _cas)
+#: ``load_acquire(array, index)``: an acquire load; later reads see what was written
+#: before the release store of the value read.
+load_acquire = _on_element(0, lambda b, ptr, v, size: b.load_atomic(ptr, "acquire", size))
+#: ``load_relaxed(array, index)``: an atomic load without ordering (flags other threads
+#: raise).
+load_relaxed = _on_element(0, lambda b, ptr, v, size: b.load_atomic(ptr, "monotonic", size))
+#: ``store_release(array, index, value)``: earlier writes are visible to the thread that
+#: acquire-loads the value.
+store_release = _on_element(
+    1, lambda b, ptr, v, size: b.store_atomic(v[0], ptr, "release", size), returns=False)
+#: ``store_relaxed(array, index, value)``: an atomic store without ordering.
+store_relaxed = _on_element(
+    1, lambda b, ptr, v, size: b.store_atomic(v[0], ptr, "monotonic", size), returns=False)
+
+
+def _calls(symbol, return_type):
+    """An intrinsic without arguments that calls the C function ``symbol`` (nothing when
+    None), of return type ``return_type`` (ignored)."""
+
     @intrinsic
-    def store(typingctx, array, index, value):
-        if not _check_int_array(array, index):
-            return None
-        sig = types.void(array, index, value)
-
+    def call(typingctx):
         def codegen(context, builder, sig, args):
-            ty = sig.args[0].dtype
-            ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
-            val = context.cast(builder, args[2], sig.args[2], ty)
-            builder.store_atomic(val, ptr, ordering, ty.bitwidth // 8)
+            if symbol is not None:
+                fnty = ir.FunctionType(return_type, [])
+                builder.call(cgutils.get_or_insert_function(builder.module, fnty, symbol), [])
             return context.get_dummy_value()
 
-        return sig, codegen
+        return types.void(), codegen
 
-    return store
-
-
-#: ``array[index]``, an acquire load: later reads see what was written before the
-#: release store that wrote the value.
-load_acquire = _load("acquire")
-#: ``array[index]``, an atomic load without ordering (for flags other threads raise).
-load_relaxed = _load("monotonic")
-#: ``array[index] = value``, a release store: earlier writes are visible to the thread
-#: that acquire-loads the value.
-store_release = _store("release")
-store_relaxed = _store("monotonic")
+    return call
 
 
-@intrinsic
-def _cpu_relax(typingctx):
-    """The x86 ``pause`` hint in a spin loop (nothing elsewhere)."""
-    sig = types.void()
-
-    def codegen(context, builder, sig, args):
-        if _X86:
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _yield_core(typingctx):
-    """Give the core to another thread (``sched_yield``, ``SwitchToThread`` on Windows)."""
-    sig = types.void()
-
-    def codegen(context, builder, sig, args):
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []),
-                                            _YIELD)
-        builder.call(fn, [])
-        return context.get_dummy_value()
-
-    return sig, codegen
+#: The x86 ``pause`` hint of a spin loop (nothing elsewhere).
+_cpu_relax = _calls("llvm.x86.sse2.pause" if _X86 else None, ir.VoidType())
+#: Give the core to another thread (``sched_yield``; ``SwitchToThread`` on Windows).
+_yield_core = _calls(_YIELD, ir.IntType(32))
 
 
 def barrier_init(barrier, n_threads):

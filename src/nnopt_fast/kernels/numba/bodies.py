@@ -3,12 +3,11 @@ arguments): C-contiguous arrays of one float dtype in, results written in place.
 
 import numpy as np
 
-from ..codes import ACTIVATIONS
 from ..epoch import EpochData
 from ..hashing import dropout_key, dropout_threshold
 from ..reference.updates import adam_step_size
 from .rows import (backward_act, dense_backward, dense_forward, fill_mask, l2_decay, loss_rows,
-                   penalized_grad, penalty_sums, soft_threshold_all)
+                   network_forward, penalized_grad, penalty_sums, soft_threshold_all)
 from .scalar import ADAM, MOMENTUM, NESTEROV, SGD
 from .updates import StepScalars, TrainArrays, optimizer_range
 
@@ -86,14 +85,17 @@ def _penalty(coefs, l2, l1, div):
     return (0.5 * l2 * s2 + 0.5 * l1 * s1) / div
 
 
+def _readonly(a):
+    """A read-only view of ``a``: one compiled version then serves read-only and writable
+    inputs alike (the kernels never write their inputs)."""
+    v = a.view()
+    v.setflags(write=False)
+    return v
+
+
 def _forward(coefs, intercepts, act, X, out):
-    A = X
-    identity = ACTIVATIONS["identity"]
-    for l, (W, b) in enumerate(zip(coefs, intercepts)):
-        last = l == len(coefs) - 1
-        Z = out if last else np.empty((A.shape[0], W.shape[1]), dtype=X.dtype)
-        dense_forward(A, W, b, identity if last else act, Z)
-        A = Z
+    network_forward(tuple(map(_readonly, coefs)), tuple(map(_readonly, intercepts)), act,
+                    _readonly(X), out)
 
 
 #: ``name -> body`` for :func:`nnopt_fast.kernels.dispatch.make_kernels`.

@@ -8,7 +8,8 @@ from ..plan import WORK_ALIGN_BYTES
 from ..team import run_team
 from .barrier import BARRIER_WORDS, barrier_init
 from .updates import TrainArrays
-from .workers import SLOT, Epoch, Team, hogwild_worker, serial_loop, sync_worker, team_result
+from .step import Epoch
+from .workers import SLOT, Team, hogwild_worker, serial_loop, sync_worker, team_result
 
 __all__ = ["serial_epoch", "parallel_epoch"]
 

@@ -9,7 +9,7 @@ from .scalar import (IDENTITY, LOGISTIC, LOGISTIC_OUT, RELU, SOFTMAX, TANH, acti
                      derivative, dropout_bits, sign, soft_threshold)
 
 __all__ = ["bias_act", "bias_act_dropout", "fill_mask", "backward_act", "loss_rows",
-           "dense_forward", "dense_backward", "column_sums", "penalized_grad",
+           "dense_forward", "network_forward", "dense_backward", "column_sums", "penalized_grad",
            "l2_decay", "soft_threshold_all", "penalty_sums"]
 
 
@@ -188,6 +188,27 @@ def dense_forward(A, W, b, act, out):
     """``out = g(A W + b)``: one GEMM, then the bias and activation in one pass."""
     np.dot(A, W, out)
     bias_act(out, b, act)
+
+
+@jit
+def network_forward(coefs, intercepts, act, X, out):
+    """``out = Z``, the output pre-activations of the network on ``X``:
+    ``A_l = g(A_{l-1} W_l + b_l)`` for the hidden layers, ``Z = A_{L-1} W_L + b_L``.
+
+    ``coefs`` and ``intercepts`` are tuples of ``W_l`` (n_{l-1}, n_l) and ``b_l`` (n_l,);
+    the hidden activations are allocated here, the output written in place.
+    """
+    L = len(coefs)
+    if L == 1:
+        dense_forward(X, coefs[0], intercepts[0], IDENTITY, out)
+        return
+    A = np.empty((X.shape[0], coefs[0].shape[1]), dtype=out.dtype)
+    dense_forward(X, coefs[0], intercepts[0], act, A)
+    for l in range(1, L - 1):
+        H = np.empty((X.shape[0], coefs[l].shape[1]), dtype=out.dtype)
+        dense_forward(A, coefs[l], intercepts[l], act, H)
+        A = H
+    dense_forward(A, coefs[L - 1], intercepts[L - 1], IDENTITY, out)
 
 
 @jit(helper=True)

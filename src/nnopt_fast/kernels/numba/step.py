@@ -6,11 +6,24 @@ import numpy as np
 
 from .._numba_config import jit
 from .rows import backward_act, bias_act, bias_act_dropout, dense_backward, loss_rows
-from .scalar import IDENTITY, NONFINITE, OK, step_key
-from .updates import penalty_value, update_chunk
+from .scalar import IDENTITY, NONFINITE, OK, ZERO_WEIGHT, step_key
+from .updates import penalty_value, step_coeffs, update_chunk
 
-__all__ = ["Rows", "weights", "bias", "block_A", "block_H", "block_M", "block_D",
-           "has_dropout", "batch_weight", "gradient_rows", "batch_step"]
+__all__ = ["Epoch", "Rows", "weights", "bias", "block_A", "block_H", "block_M", "block_D",
+           "has_dropout", "batch_rows", "batch_weight", "gradient_rows", "batch_step"]
+
+
+class Epoch(NamedTuple):
+    """The epoch's sample order, learning rate and counters, and the stop flag it polls."""
+
+    perm: np.ndarray
+    lr: float
+    #: Global step of the first batch (keys the dropout masks).
+    step0: int
+    #: Optimizer updates done before this epoch (Adam's t).
+    t0: int
+    #: int32[2]: end after this batch; abort now.
+    stop: np.ndarray
 
 
 class Rows(NamedTuple):
@@ -27,57 +40,56 @@ class Rows(NamedTuple):
 # views into the flat parameters and the flat workspace (the plan's layout)
 # ---------------------------------------------------------------------------
 @jit(helper=True)
+def _matrix(buf, offset, n_rows, n_cols):
+    """The (n_rows, n_cols) row-major matrix at ``offset`` of the flat ``buf``."""
+    return buf[offset:offset + n_rows * n_cols].reshape(n_rows, n_cols)
+
+
+@jit(helper=True, inline=True)
 def weights(plan, P, l):
     """``W_l`` (sizes[l-1], sizes[l]) of layer l >= 1, a view into the flat ``P``."""
-    n_in = plan.sizes[l - 1]
-    n_out = plan.sizes[l]
-    o = plan.param_offsets[l - 1, 0]
-    return P[o:o + n_in * n_out].reshape(n_in, n_out)
+    return _matrix(P, plan.param_offsets[l - 1, 0], plan.sizes[l - 1], plan.sizes[l])
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def bias(plan, P, l):
     """``b_l`` (sizes[l],) of layer l >= 1, a view into the flat ``P``."""
     o = plan.param_offsets[l - 1, 1]
     return P[o:o + plan.sizes[l]]
 
 
-@jit(helper=True)
-def _block(plan, work, l, kind, r0, r1):
-    """Rows ``r0:r1`` of block ``kind`` (0..3: A, H, M, D) of layer l in the workspace."""
-    n = plan.sizes[l]
-    o = plan.work_offsets[l, kind]
-    return work[o + r0 * n:o + r1 * n].reshape(r1 - r0, n)
-
-
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def block_A(plan, work, l, r0, r1):
-    """Rows ``r0:r1`` of ``A_l``: the gathered batch (l = 0), or layer l's activations
-    after dropout (they are ``H_l`` without dropout)."""
-    return _block(plan, work, l, 0, r0, r1)
+    """Rows ``r0:r1`` of ``A_l`` in the workspace: the gathered batch (l = 0), or layer
+    l's activations after dropout (they are ``H_l`` without dropout)."""
+    n = plan.sizes[l]
+    return _matrix(work, plan.work_offsets[l, 0] + r0 * n, r1 - r0, n)
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def block_H(plan, work, l, r0, r1):
     """Rows ``r0:r1`` of ``H_l``: layer l's activations before dropout (``Z`` at the
     output layer, which its loss gradient overwrites)."""
-    return _block(plan, work, l, 1, r0, r1)
+    n = plan.sizes[l]
+    return _matrix(work, plan.work_offsets[l, 1] + r0 * n, r1 - r0, n)
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def block_M(plan, work, l, r0, r1):
     """Rows ``r0:r1`` of ``M_l``: layer l's dropout mask (only with dropout)."""
-    return _block(plan, work, l, 2, r0, r1)
+    n = plan.sizes[l]
+    return _matrix(work, plan.work_offsets[l, 2] + r0 * n, r1 - r0, n)
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def block_D(plan, work, l, r0, r1):
     """Rows ``r0:r1`` of ``D_l``: the delta of layer l, d loss / d Z_l, unscaled and
     sample-weighted."""
-    return _block(plan, work, l, 3, r0, r1)
+    n = plan.sizes[l]
+    return _matrix(work, plan.work_offsets[l, 3] + r0 * n, r1 - r0, n)
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def has_dropout(plan, l):
     """Whether layer l drops units (it then has a mask block)."""
     return plan.work_offsets[l, 2] >= 0
@@ -95,6 +107,14 @@ def _gather(X, idx, out):
         dst = out[i]
         for j in range(n_in):
             dst[j] = src[j]
+
+
+@jit(helper=True, inline=True)
+def batch_rows(plan, epoch, k):
+    """The sample indices of batch ``k`` of the epoch: ``perm[k B : (k + 1) B]``."""
+    n = epoch.perm.shape[0]
+    start = k * plan.batch_size
+    return epoch.perm[start:min(start + plan.batch_size, n)]
 
 
 @jit(helper=True)
@@ -163,21 +183,27 @@ def gradient_rows(plan, P, G, data, work, rows, scale):
 
 
 @jit
-def batch_step(plan, state, data, work, rows, coeffs):
-    """The training step of one batch (:class:`Rows` from row 0): forward, backward and
-    the update of every parameter (:class:`TrainArrays` ``state``, with :class:`Coeffs`
-    ``coeffs`` of the batch's weight).
+def batch_step(plan, state, data, work, epoch, k):
+    """The training step of batch ``k`` of the epoch (:class:`Epoch`): forward, backward
+    and the update of every parameter (:class:`TrainArrays` ``state``), at global step
+    ``epoch.step0 + k`` and update number ``epoch.t0 + k + 1``.
 
     Returns ``(status, data_loss, penalty_loss)``: the batch's ``n_batch * (loss sum /
-    S)`` and ``n_batch * penalty(before the step)``; status ``nonfinite`` (nothing
-    updated) if the loss is not finite.
+    S)`` and ``n_batch * penalty(before the step)``; status ``zero_weight`` if the batch's
+    weights sum to 0, ``nonfinite`` if its loss is not finite (nothing updated then).
     """
-    lsum = gradient_rows(plan, state.params, state.grads, data, work, rows, coeffs.scale)
+    idx = batch_rows(plan, epoch, k)
+    S = batch_weight(data, idx)
+    if S == 0.0:
+        return ZERO_WEIGHT, 0.0, 0.0
+    coeffs = step_coeffs(plan, S, epoch.lr, epoch.t0 + k + 1)
+    lsum = gradient_rows(plan, state.params, state.grads, data, work,
+                         Rows(idx, 0, epoch.step0 + k), coeffs.scale)
     if not np.isfinite(lsum):
         return NONFINITE, 0.0, 0.0
-    nb = rows.idx.shape[0]
+    nb = idx.shape[0]
     s2, s1 = update_chunk(plan, state, work[:0].reshape(0, 0), nb, 0, 1, coeffs)
     penalty = 0.0
     if plan.l2 != 0.0 or plan.l1 != 0.0:
         penalty = nb * penalty_value(plan, s2, s1, coeffs.d)
-    return OK, nb * (lsum / coeffs.S), penalty
+    return OK, nb * (lsum / S), penalty

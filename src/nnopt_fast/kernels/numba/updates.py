@@ -9,7 +9,7 @@ from .._numba_config import jit
 from .rows import penalized_grad, penalty_sums, soft_threshold_all
 from .scalar import ADAM, MOMENTUM, NESTEROV, SGD
 
-__all__ = ["TrainArrays", "Coeffs", "StepScalars", "adam_step_size", "step_coeffs",
+__all__ = ["TrainArrays", "Coeffs", "UpdateRule", "StepScalars", "adam_step_size", "step_coeffs",
            "penalty_value", "optimizer_range", "update_range", "update_chunk", "slice_rows"]
 
 
@@ -38,6 +38,20 @@ class Coeffs(NamedTuple):
     c1: float
     #: Adam's bias-corrected step size (0 for the other optimizers).
     adam_lr: float
+
+
+class UpdateRule(NamedTuple):
+    """What the update of one step does, besides its scalars."""
+
+    optimizer: int
+    #: Add ``c2 W`` to the weights' gradient (``c2 != 0``).
+    use_c2: bool
+    #: Add ``c1 sign(W)`` (subgradient L1, ``c1 != 0``).
+    l1_subgradient: bool
+    #: Soft-threshold the weights after the step (proximal L1, ``c1 != 0``).
+    l1_proximal: bool
+    #: Return the sums of the penalty (``l2`` or ``l1`` is not 0).
+    want_penalty: bool
 
 
 class StepScalars(NamedTuple):
@@ -81,7 +95,15 @@ def penalty_value(plan, s2, s1, d):
     return (p2 + p1) / d
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
+def update_rule(plan, coeffs):
+    """The :class:`UpdateRule` of a step with :class:`Coeffs` ``coeffs``."""
+    return UpdateRule(plan.optimizer, coeffs.c2 != 0.0,
+                      plan.l1_subgradient and coeffs.c1 != 0.0,
+                      plan.l1_proximal and coeffs.c1 != 0.0, plan.l2 != 0.0 or plan.l1 != 0.0)
+
+
+@jit(helper=True, inline=True)
 def step_scalars(plan, coeffs, like):
     """The :class:`StepScalars` of a step, in the dtype of the array ``like``."""
     ty = like.dtype.type
@@ -93,13 +115,13 @@ def step_scalars(plan, coeffs, like):
 # ---------------------------------------------------------------------------
 # the optimizers, one parameter at a time
 # ---------------------------------------------------------------------------
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def sgd_update(w, g, k):
     """Plain gradient descent: ``w - lr g``."""
     return w - k.lr * g
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def velocity_update(v, g, k):
     """The velocity of both momentum methods: ``mu v - lr g``, rounded as NumPy's
     ``v *= mu; v -= lr g``."""
@@ -107,19 +129,19 @@ def velocity_update(v, g, k):
     return v - k.lr * g
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def momentum_update(w, v):
     """Heavy ball, with the updated velocity ``v``: ``w + v``."""
     return w + v
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def nesterov_update(w, g, v, k):
     """Nesterov (scikit-learn's form), with the updated velocity ``v``: ``w + mu v - lr g``."""
     return w + (k.momentum * v - k.lr * g)
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def adam_moments(m, v, g, k):
     """Adam's moments ``(b1 m + (1 - b1) g, b2 v + (1 - b2) g^2)``."""
     m = m * k.beta1
@@ -127,21 +149,10 @@ def adam_moments(m, v, g, k):
     return m + k.one_minus_beta1 * g, v + k.one_minus_beta2 * (g * g)
 
 
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def adam_update(w, m, v, k):
     """Adam, with the updated moments: ``w - lr_t m / (sqrt(v) + eps)``."""
     return w - k.adam_lr * m / (math.sqrt(v) + k.adam_epsilon)
-
-
-@jit(helper=True)
-def _l2_grad(G, i, w, use_c2, c2):
-    """``G[i]``, plus ``c2 w`` written back when ``use_c2`` (the reference's
-    ``inplace_l2_grad`` before the step)."""
-    g = G[i]
-    if use_c2:
-        g = g + c2 * w
-        G[i] = g
-    return g
 
 
 @jit
@@ -157,17 +168,24 @@ def optimizer_range(opt, seg, use_c2, k):
     """
     P, G = seg.params, seg.grads
     n = P.shape[0]
-    c2 = k.c2
+    # The coupled L2 gradient is written back to G, as the reference's inplace_l2_grad.
     if opt == SGD:
         for i in range(n):
             w = P[i]
-            P[i] = sgd_update(w, _l2_grad(G, i, w, use_c2, c2), k)
+            g = G[i]
+            if use_c2:
+                g = g + k.c2 * w
+                G[i] = g
+            P[i] = sgd_update(w, g, k)
     elif opt == MOMENTUM or opt == NESTEROV:
         V = seg.velocity
         nesterov = opt == NESTEROV
         for i in range(n):
             w = P[i]
-            g = _l2_grad(G, i, w, use_c2, c2)
+            g = G[i]
+            if use_c2:
+                g = g + k.c2 * w
+                G[i] = g
             v = velocity_update(V[i], g, k)
             V[i] = v
             P[i] = nesterov_update(w, g, v, k) if nesterov else momentum_update(w, v)
@@ -175,7 +193,10 @@ def optimizer_range(opt, seg, use_c2, k):
         Mo, Vo = seg.adam_m, seg.adam_v
         for i in range(n):
             w = P[i]
-            g = _l2_grad(G, i, w, use_c2, c2)
+            g = G[i]
+            if use_c2:
+                g = g + k.c2 * w
+                G[i] = g
             m, v = adam_moments(Mo[i], Vo[i], g, k)
             Mo[i] = m
             Vo[i] = v
@@ -183,38 +204,33 @@ def optimizer_range(opt, seg, use_c2, k):
 
 
 @jit
-def update_range(plan, state, lo, hi, is_weight, coeffs, want_penalty):
-    """The step of parameters ``lo:hi`` of one segment (weights if ``is_weight``, else
-    biases): the step is elementwise, so any cut of a segment gives the same result.
+def update_range(rule, k, seg, is_weight):
+    """The step of one stretch ``seg`` (:class:`TrainArrays` of slices) of one parameter
+    segment, weights if ``is_weight``, else biases: the step is elementwise, so any cut
+    of a segment gives the same result. ``rule``: :class:`UpdateRule`; ``k``:
+    :class:`StepScalars`.
 
     Weights: ``g = G + c2 W (+ c1 sign W)`` (written back to ``G``, as the reference
     does), the optimizer update, then ``W <- soft_threshold(W, lr c1)`` with the proximal
     L1; biases take the optimizer step only. Returns ``(sum W^2, sum |W|)`` of those
-    weights before the step when ``want_penalty`` and ``is_weight``, else zeros.
+    weights before the step when ``rule.want_penalty`` and ``is_weight``, else zeros.
     """
-    k = step_scalars(plan, coeffs, state.params)
-    seg = TrainArrays(state.params[lo:hi], state.grads[lo:hi], state.velocity[lo:hi],
-                      state.adam_m[lo:hi], state.adam_v[lo:hi])
-    opt = plan.optimizer
     s2 = 0.0
     s1 = 0.0
     if not is_weight:
-        optimizer_range(opt, seg, False, k)
+        optimizer_range(rule.optimizer, seg, False, k)
         return s2, s1
-    if want_penalty:
+    if rule.want_penalty:
         s2, s1 = penalty_sums(seg.params)
-    use_c2 = coeffs.c2 != 0.0
-    l1_sub = plan.l1_subgradient and coeffs.c1 != 0.0
-    l1_prox = plan.l1_proximal and coeffs.c1 != 0.0
-    if l1_sub or l1_prox:
+    if rule.l1_subgradient or rule.l1_proximal:
         # Three simple loops (penalized gradient, optimizer, soft threshold) rather than
         # one loop with every branch, for the vectorization reasons of optimizer_range.
-        penalized_grad(seg.grads, seg.params, k.c2, k.c1, use_c2, l1_sub)
-        optimizer_range(opt, seg, False, k)
-        if l1_prox:
+        penalized_grad(seg.grads, seg.params, k.c2, k.c1, rule.use_c2, rule.l1_subgradient)
+        optimizer_range(rule.optimizer, seg, False, k)
+        if rule.l1_proximal:
             soft_threshold_all(seg.params, k.prox_threshold)
     else:
-        optimizer_range(opt, seg, use_c2, k)
+        optimizer_range(rule.optimizer, seg, rule.use_c2, k)
     return s2, s1
 
 
@@ -259,7 +275,9 @@ def update_chunk(plan, state, slice_grads, nb, part, n_parts, coeffs):
     without a penalty).
     """
     sizes = plan.sizes
-    want_penalty = plan.l2 != 0.0 or plan.l1 != 0.0
+    offsets = plan.param_offsets
+    rule = update_rule(plan, coeffs)
+    k = step_scalars(plan, coeffs, state.params)
     s2 = 0.0
     s1 = 0.0
     for l in range(1, plan.n_layers + 1):
@@ -268,9 +286,12 @@ def update_chunk(plan, state, slice_grads, nb, part, n_parts, coeffs):
             a, b = chunk_bounds(n_seg, part, n_parts)
             if b <= a:
                 continue
-            lo = plan.param_offsets[l - 1, kind]
-            _reduce_slices(slice_grads, nb, lo + a, lo + b, state.grads)
-            x2, x1 = update_range(plan, state, lo + a, lo + b, kind == 0, coeffs, want_penalty)
+            lo = offsets[l - 1, kind] + a
+            hi = offsets[l - 1, kind] + b
+            _reduce_slices(slice_grads, nb, lo, hi, state.grads)
+            seg = TrainArrays(state.params[lo:hi], state.grads[lo:hi], state.velocity[lo:hi],
+                              state.adam_m[lo:hi], state.adam_v[lo:hi])
+            x2, x1 = update_range(rule, k, seg, kind == 0)
             s2 += x2
             s1 += x1
     return s2, s1

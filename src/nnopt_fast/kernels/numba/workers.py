@@ -7,10 +7,10 @@ import numpy as np
 from .._numba_config import jit
 from .barrier import atomic_cas, barrier_wait, load_relaxed, store_relaxed
 from .scalar import INTERRUPTED, NONFINITE, OK, ZERO_WEIGHT
-from .step import Rows, batch_step, batch_weight, gradient_rows
+from .step import Rows, batch_rows, batch_step, batch_weight, gradient_rows
 from .updates import penalty_value, slice_rows, step_coeffs, update_chunk
 
-__all__ = ["Epoch", "Team", "SLOT", "serial_loop", "sync_worker", "hogwild_worker",
+__all__ = ["Team", "SLOT", "serial_loop", "sync_worker", "hogwild_worker",
            "team_result"]
 
 #: Doubles per thread in a team's slot table: 128 bytes, so no two threads write one line.
@@ -20,19 +20,6 @@ _LOSS, _PENALTY, _DATA, _STEPS = 0, 1, 2, 3
 # The team's int32 flags: the first non-OK status a worker met; thread 0's reading of
 # stop[0], shared through the barrier (sync).
 _STATUS, _HALT = 0, 1
-
-
-class Epoch(NamedTuple):
-    """The epoch's sample order, learning rate and counters, and the stop flag it polls."""
-
-    perm: np.ndarray
-    lr: float
-    #: Global step of the first batch (keys the dropout masks).
-    step0: int
-    #: Optimizer updates done before this epoch (Adam's t).
-    t0: int
-    #: int32[2]: end after this batch; abort now.
-    stop: np.ndarray
 
 
 class Team(NamedTuple):
@@ -62,35 +49,26 @@ def _set_status(team, status):
 
 @jit
 def serial_loop(plan, state, data, work, epoch):
-    """The batch loop of the serial epoch: :func:`batch_step` on every batch of ``epoch.perm``.
+    """The batch loop of the serial epoch: :func:`batch_step` on every batch of
+    ``epoch.perm`` (:class:`Epoch`).
 
     ``state``: :class:`TrainArrays`; ``data``: :class:`nnopt_fast.kernels.epoch.EpochData`
     (``sw`` empty without sample weights); ``work``: the plan's flat workspace.
     The stop flag is polled before each batch. Returns ``(data_loss, penalty_loss,
     n_steps, status)`` as the reference's ``run_epoch``.
     """
-    perm = epoch.perm
-    n = perm.shape[0]
-    B = plan.batch_size
+    n_batches = -(-epoch.perm.shape[0] // plan.batch_size)
     data_loss = 0.0
     penalty = 0.0
-    k = 0
-    for start in range(0, n, B):
+    for k in range(n_batches):
         if _stopped(epoch.stop):
             return data_loss, penalty, k, INTERRUPTED
-        idx = perm[start:min(start + B, n)]
-        S = batch_weight(data, idx)
-        if S == 0.0:
-            return data_loss, penalty, k, ZERO_WEIGHT
-        coeffs = step_coeffs(plan, S, epoch.lr, epoch.t0 + k + 1)
-        status, dl, pl = batch_step(plan, state, data, work, Rows(idx, 0, epoch.step0 + k),
-                                    coeffs)
+        status, dl, pl = batch_step(plan, state, data, work, epoch, k)
         if status != OK:
             return data_loss, penalty, k, status
         data_loss += dl
         penalty += pl
-        k += 1
-    return data_loss, penalty, k, OK
+    return data_loss, penalty, n_batches, OK
 
 
 @jit
@@ -108,15 +86,13 @@ def sync_worker(plan, state, data, work, team, epoch, tid):
     is reproducible. Sums go to ``team.slots``, the first non-OK status to ``team.flags``.
     """
     T = team.slots.shape[0]
-    perm = epoch.perm
-    n = perm.shape[0]
-    B = plan.batch_size
+    n_batches = -(-epoch.perm.shape[0] // plan.batch_size)
     mine = team.slots[tid]
     grads = team.slice_grads[tid, :state.params.shape[0]]
     want_penalty = plan.l2 != 0.0 or plan.l1 != 0.0
     k = 0
-    for start in range(0, n, B):
-        idx = perm[start:min(start + B, n)]
+    while k < n_batches:
+        idx = batch_rows(plan, epoch, k)
         nb = idx.shape[0]
         S = batch_weight(data, idx)
         if S == 0.0:
@@ -169,34 +145,23 @@ def hogwild_worker(plan, state, data, work, team, epoch, tid):
     threads). The stop flag and the team's status are polled before each batch.
     """
     T = team.slots.shape[0]
-    perm = epoch.perm
-    n = perm.shape[0]
-    B = plan.batch_size
+    n_batches = -(-epoch.perm.shape[0] // plan.batch_size)
     data_loss = 0.0
     penalty = 0.0
     steps = 0
-    k = tid
-    while k * B < n:
+    for k in range(tid, n_batches, T):
         if load_relaxed(team.flags, _STATUS) != OK:
             break
         if _stopped(epoch.stop):
             _set_status(team, INTERRUPTED)
             break
-        idx = perm[k * B:min(k * B + B, n)]
-        S = batch_weight(data, idx)
-        if S == 0.0:
-            _set_status(team, ZERO_WEIGHT)
-            break
-        coeffs = step_coeffs(plan, S, epoch.lr, epoch.t0 + k + 1)
-        status, dl, pl = batch_step(plan, state, data, work, Rows(idx, 0, epoch.step0 + k),
-                                    coeffs)
+        status, dl, pl = batch_step(plan, state, data, work, epoch, k)
         if status != OK:
             _set_status(team, status)
             break
         data_loss += dl
         penalty += pl
         steps += 1
-        k += T
     mine = team.slots[tid]
     mine[_DATA] = data_loss
     mine[_PENALTY] = penalty
