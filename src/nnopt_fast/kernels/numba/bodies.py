@@ -8,7 +8,7 @@ from ..hashing import dropout_key, dropout_threshold
 from ..reference.updates import adam_step_size
 from .rows import (backward_act, dense_backward, dense_forward, fill_mask, l2_decay, loss_rows,
                    network_forward, penalized_grad, penalty_sums, soft_threshold_all)
-from .scalar import ADAM, MOMENTUM, NESTEROV, SGD
+from .scalar import ADAM, MOMENTUM, NESTEROV, SGD, SOFTMAX
 from .updates import StepScalars, TrainArrays, optimizer_range
 
 __all__ = ["BODIES"]
@@ -36,7 +36,7 @@ def _dropout_mask(seed, layer, step, row0, keep, out):
 
 def _output_loss(output, Z, T, sw, out):
     dt = Z.dtype
-    labels = T.dtype.kind in "iu"
+    labels = output == SOFTMAX
     data = EpochData(X=_empty(dt, 2), y=T if labels else _empty(np.int64),
                      Y=_empty(dt, 2) if labels else T, sw=_empty(dt) if sw is None else sw)
     rows = np.arange(Z.shape[0], dtype=np.int64)

@@ -39,7 +39,7 @@ class Rows(NamedTuple):
 # ---------------------------------------------------------------------------
 # views into the flat parameters and the flat workspace (the plan's layout)
 # ---------------------------------------------------------------------------
-@jit(helper=True)
+@jit(helper=True, inline=True)
 def _matrix(buf, offset, n_rows, n_cols):
     """The (n_rows, n_cols) row-major matrix at ``offset`` of the flat ``buf``."""
     return buf[offset:offset + n_rows * n_cols].reshape(n_rows, n_cols)
@@ -182,7 +182,7 @@ def gradient_rows(plan, P, G, data, work, rows, scale):
     return lsum
 
 
-@jit
+@jit(helper=True, inline=True)
 def batch_step(plan, state, data, work, epoch, k):
     """The training step of batch ``k`` of the epoch (:class:`Epoch`): forward, backward
     and the update of every parameter (:class:`TrainArrays` ``state``), at global step

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._numba_config import jit
 from .barrier import atomic_cas, barrier_wait, load_relaxed, store_relaxed
+from .borrow import borrow
 from .scalar import INTERRUPTED, NONFINITE, OK, ZERO_WEIGHT
 from .step import Rows, batch_rows, batch_step, batch_weight, gradient_rows
 from .updates import penalty_value, slice_rows, step_coeffs, update_chunk
@@ -57,6 +58,7 @@ def serial_loop(plan, state, data, work, epoch):
     The stop flag is polled before each batch. Returns ``(data_loss, penalty_loss,
     n_steps, status)`` as the reference's ``run_epoch``.
     """
+    plan, state, data, work, epoch = borrow((plan, state, data, work, epoch))
     n_batches = -(-epoch.perm.shape[0] // plan.batch_size)
     data_loss = 0.0
     penalty = 0.0
@@ -85,6 +87,7 @@ def sync_worker(plan, state, data, work, team, epoch, tid):
     the epoch there (status ``interrupted``). The layout depends on T alone: the result
     is reproducible. Sums go to ``team.slots``, the first non-OK status to ``team.flags``.
     """
+    plan, state, data, work, team, epoch = borrow((plan, state, data, work, team, epoch))
     T = team.slots.shape[0]
     n_batches = -(-epoch.perm.shape[0] // plan.batch_size)
     mine = team.slots[tid]
@@ -144,6 +147,7 @@ def hogwild_worker(plan, state, data, work, team, epoch, tid):
     the serial loop: only the weights each step sees differ (they race with the other
     threads). The stop flag and the team's status are polled before each batch.
     """
+    plan, state, data, work, team, epoch = borrow((plan, state, data, work, team, epoch))
     T = team.slots.shape[0]
     n_batches = -(-epoch.perm.shape[0] // plan.batch_size)
     data_loss = 0.0
