@@ -53,9 +53,44 @@ void NN_S(nn_gather_rows)(NN_T *out, const NN_T *X, const int64_t *idx, ptrdiff_
         memcpy(out + i * n_cols, X + idx[i] * n_cols, (size_t)n_cols * sizeof(NN_T));
 }
 
+/* Rows narrower than this run as one flat loop over rows x width (see nn_bias_tile). */
+#ifndef NN_FLAT_COLS
+#define NN_FLAT_COLS 16
+#endif
+/* lcm(n_cols, 16) <= 15 * 16 for n_cols < NN_FLAT_COLS. */
+#define NN_TILE_MAX 240
+
+/* Narrow rows fill no vector: the passes below then run flat over the whole block,
+ * taking the bias from a tile of it repeated lcm(n_cols, 16) / n_cols times, so that
+ * every vector sees the bias of its lanes' columns. Returns the tile's length. */
+NN_INLINE ptrdiff_t NN_S(nn_bias_tile)(NN_T *tile, const NN_T *b, ptrdiff_t n_cols)
+{
+    ptrdiff_t a = n_cols, g = 16, t;
+    while (g) {
+        t = a % g;
+        a = g;
+        g = t;
+    }
+    const ptrdiff_t len = n_cols * (16 / a);
+    for (ptrdiff_t k = 0; k < len; k++)
+        tile[k] = b[k % n_cols];
+    return len;
+}
+
 NN_INLINE void
 NN_S(nn_bias_act_body)(NN_T *H, const NN_T *b, ptrdiff_t n_rows, ptrdiff_t n_cols, int act)
 {
+    if (n_cols < NN_FLAT_COLS) {
+        NN_T tile[NN_TILE_MAX];
+        const ptrdiff_t len = NN_S(nn_bias_tile)(tile, b, n_cols), n = n_rows * n_cols;
+        for (ptrdiff_t f = 0; f < n; f += len) {
+            NN_T *h = H + f;
+            const ptrdiff_t m = n - f < len ? n - f : len;
+            for (ptrdiff_t k = 0; k < m; k++)
+                h[k] = NN_S(nn_act)(h[k] + tile[k], act);
+        }
+        return;
+    }
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         NN_T *h = H + i * n_cols;
         for (ptrdiff_t j = 0; j < n_cols; j++)
@@ -88,12 +123,31 @@ NN_S(nn_bias_act_dropout_body)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b, ptrdiff
                                ptrdiff_t n_cols, int act, uint64_t key, int64_t row0,
                                uint64_t thr, NN_T scale)
 {
+    /* Unit (row0 + i, j) is hash counter (row0 + i) n_cols + j + 1: flat element f of the
+     * block is counter row0 n_cols + f + 1, so the flat loop keeps the masks. */
+    const uint64_t e0 = (uint64_t)row0 * (uint64_t)n_cols + 1u;
+    if (n_cols < NN_FLAT_COLS) {
+        NN_T tile[NN_TILE_MAX];
+        const ptrdiff_t len = NN_S(nn_bias_tile)(tile, b, n_cols), n = n_rows * n_cols;
+        for (ptrdiff_t f = 0; f < n; f += len) {
+            NN_T *h = H + f, *a = A + f, *m = M + f;
+            const ptrdiff_t cnt = n - f < len ? n - f : len;
+            for (ptrdiff_t k = 0; k < cnt; k++) {
+                const NN_T hv = NN_S(nn_act)(h[k] + tile[k], act);
+                const NN_T mv = nn_dropout_kept(key, e0 + (uint64_t)(f + k), thr) ? scale : (NN_T)0;
+                h[k] = hv;
+                m[k] = mv;
+                a[k] = hv * mv;
+            }
+        }
+        return;
+    }
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         NN_T *h = H + i * n_cols, *a = A + i * n_cols, *m = M + i * n_cols;
-        const uint64_t e0 = (uint64_t)(row0 + i) * (uint64_t)n_cols + 1u;
+        const uint64_t ei = e0 + (uint64_t)i * (uint64_t)n_cols;
         for (ptrdiff_t j = 0; j < n_cols; j++) {
             const NN_T hv = NN_S(nn_act)(h[j] + b[j], act);
-            const NN_T mv = nn_dropout_kept(key, e0 + (uint64_t)j, thr) ? scale : (NN_T)0;
+            const NN_T mv = nn_dropout_kept(key, ei + (uint64_t)j, thr) ? scale : (NN_T)0;
             h[j] = hv;
             m[j] = mv;
             a[j] = hv * mv;
@@ -166,6 +220,16 @@ NN_CLONES void NN_S(nn_dropout_mask)(NN_T *out, ptrdiff_t n_rows, ptrdiff_t n_co
         out[i] = nn_dropout_kept(key, e0 + (uint64_t)i, thr) ? scale : (NN_T)0;
 }
 
+/* Rows of the loss kernels whose logs are taken together (a vectorized loop). */
+#define NN_LOSS_BLOCK 256
+
+/* x[i] <- -log(x[i]) for n positive doubles (the clipped probabilities). */
+NN_INLINE void NN_S(nn_neg_logs)(double *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        x[i] = -nn_log_f64(x[i]);
+}
+
 /* Row r of a batch lives at row idx[r] of the full arrays (or row r without idx). */
 #define NN_ROW(idx, r) ((idx) ? (idx)[r] : (int64_t)(r))
 
@@ -198,60 +262,101 @@ NN_CLONES double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, c
     const ptrdiff_t n = n_rows * n_cols;
     for (ptrdiff_t k = 0; k < n; k++)
         dZ[k] = NN_EXPV(dZ[k]);
-    /* Pass 3, row by row: normalize, loss, gradient. */
-    for (ptrdiff_t i = 0; i < n_rows; i++) {
-        NN_T *g = dZ + i * n_cols;
-        const int64_t r = NN_ROW(idx, i);
-        NN_T sum = 0;
-        for (ptrdiff_t j = 0; j < n_cols; j++)
-            sum += g[j];
-        for (ptrdiff_t j = 0; j < n_cols; j++)
-            g[j] = g[j] / sum;
-        const int64_t c = y[r];
-        NN_T p = g[c];
-        p = p < eps ? eps : p;
-        p = p > one_m_eps ? one_m_eps : p;
-        double L = -log((double)p);
-        g[c] -= (NN_T)1;
-        if (sw) {
-            const NN_T w = sw[r];
+    /* Pass 3, row by row: normalize and gradient; the clipped probability of each row's
+     * class goes to a block buffer whose logs are taken in one vectorized loop. */
+    double pb[NN_LOSS_BLOCK];
+    for (ptrdiff_t i0 = 0; i0 < n_rows; i0 += NN_LOSS_BLOCK) {
+        const ptrdiff_t nr = n_rows - i0 < NN_LOSS_BLOCK ? n_rows - i0 : NN_LOSS_BLOCK;
+        for (ptrdiff_t i = i0; i < i0 + nr; i++) {
+            NN_T *g = dZ + i * n_cols;
+            const int64_t r = NN_ROW(idx, i);
+            NN_T sum = 0;
             for (ptrdiff_t j = 0; j < n_cols; j++)
-                g[j] *= w;
-            L = L * (double)w;
+                sum += g[j];
+            for (ptrdiff_t j = 0; j < n_cols; j++)
+                g[j] = g[j] / sum;
+            const int64_t c = y[r];
+            NN_T p = g[c];
+            p = p < eps ? eps : p;
+            p = p > one_m_eps ? one_m_eps : p;
+            pb[i - i0] = (double)p;
+            g[c] -= (NN_T)1;
+            if (sw) {
+                const NN_T w = sw[r];
+                for (ptrdiff_t j = 0; j < n_cols; j++)
+                    g[j] *= w;
+            }
         }
-        total += L;
+        NN_S(nn_neg_logs)(pb, nr);
+        for (ptrdiff_t i = 0; i < nr; i++)
+            total += sw ? pb[i] * (double)sw[NN_ROW(idx, i0 + i)] : pb[i];
     }
     return total;
+}
+
+/* Columns j0 .. j0 + n of logistic row i: the gradient, and the clipped probabilities'
+ * pc and 1 - pc into lp and lq (for their logs). */
+NN_INLINE void NN_S(nn_logistic_part)(NN_T *g, const NN_T *z, const NN_T *b, const NN_T *yr,
+                                      ptrdiff_t n, double *lp, double *lq)
+{
+    const NN_T eps = NN_EPS, one_m_eps = (NN_T)1 - NN_EPS;
+    for (ptrdiff_t j = 0; j < n; j++) {
+        const NN_T zj = b ? z[j] + b[j] : z[j];
+        const NN_T p = (NN_T)1 / ((NN_T)1 + NN_EXP(-zj));
+        NN_T pc = p < eps ? eps : p;
+        pc = pc > one_m_eps ? one_m_eps : pc;
+        lp[j] = (double)pc;
+        lq[j] = 1.0 - (double)pc;
+        g[j] = p - yr[j];
+    }
 }
 
 NN_CLONES double NN_S(nn_logistic_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const NN_T *Y,
                               const int64_t *idx, const NN_T *sw, ptrdiff_t n_rows,
                               ptrdiff_t n_cols)
 {
-    const NN_T eps = NN_EPS, one_m_eps = (NN_T)1 - NN_EPS;
+    /* The clipped probabilities of a block of elements (whole rows, or a part of one wide
+     * row) go to buffers whose logs are taken in one vectorized loop; each row's loss then
+     * adds up in column order. */
     double total = 0.0;
-    for (ptrdiff_t i = 0; i < n_rows; i++) {
-        const NN_T *z = Z + i * n_cols;
-        NN_T *g = dZ + i * n_cols;
-        const int64_t r = NN_ROW(idx, i);
-        const NN_T *yr = Y + r * n_cols;
-        double L = 0.0;
-        for (ptrdiff_t j = 0; j < n_cols; j++) {
-            const NN_T zj = b ? z[j] + b[j] : z[j];
-            const NN_T p = (NN_T)1 / ((NN_T)1 + NN_EXP(-zj));
-            NN_T pc = p < eps ? eps : p;
-            pc = pc > one_m_eps ? one_m_eps : pc;
-            const double y64 = (double)yr[j], pc64 = (double)pc;
-            L += -(y64 * log(pc64) + (1.0 - y64) * log1p(-pc64));
-            g[j] = p - yr[j];
+    double lp[NN_LOSS_BLOCK], lq[NN_LOSS_BLOCK];
+    const ptrdiff_t rows_per = n_cols > 0 && n_cols <= NN_LOSS_BLOCK ? NN_LOSS_BLOCK / n_cols : 1;
+    const ptrdiff_t part = n_cols < NN_LOSS_BLOCK ? n_cols : NN_LOSS_BLOCK;
+    for (ptrdiff_t i0 = 0; i0 < n_rows; i0 += rows_per) {
+        const ptrdiff_t nr = n_rows - i0 < rows_per ? n_rows - i0 : rows_per;
+        double Ls[NN_LOSS_BLOCK];
+        for (ptrdiff_t i = 0; i < nr; i++)
+            Ls[i] = 0.0;
+        for (ptrdiff_t j0 = 0; j0 < n_cols; j0 += part) {
+            const ptrdiff_t nj = n_cols - j0 < part ? n_cols - j0 : part;
+            for (ptrdiff_t i = 0; i < nr; i++) {
+                const ptrdiff_t row = i0 + i;
+                NN_S(nn_logistic_part)(dZ + row * n_cols + j0, Z + row * n_cols + j0,
+                                       b ? b + j0 : NULL, Y + NN_ROW(idx, row) * n_cols + j0, nj,
+                                       lp + i * nj, lq + i * nj);
+            }
+            NN_S(nn_neg_logs)(lp, nr * nj);
+            NN_S(nn_neg_logs)(lq, nr * nj);
+            for (ptrdiff_t i = 0; i < nr; i++) {
+                const NN_T *yr = Y + NN_ROW(idx, i0 + i) * n_cols + j0;
+                for (ptrdiff_t j = 0; j < nj; j++) {
+                    const double y64 = (double)yr[j];
+                    Ls[i] += y64 * lp[i * nj + j] + (1.0 - y64) * lq[i * nj + j];
+                }
+            }
         }
-        if (sw) {
-            const NN_T w = sw[r];
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                g[j] *= w;
-            L = L * (double)w;
+        for (ptrdiff_t i = 0; i < nr; i++) {
+            double L = Ls[i];
+            if (sw) {
+                const ptrdiff_t row = i0 + i;
+                const NN_T w = sw[NN_ROW(idx, row)];
+                NN_T *g = dZ + row * n_cols;
+                for (ptrdiff_t j = 0; j < n_cols; j++)
+                    g[j] *= w;
+                L = L * (double)w;
+            }
+            total += L;
         }
-        total += L;
     }
     return total;
 }

@@ -32,6 +32,7 @@ void nn_set_blas(nn_sgemm_fn *sgemm, nn_dgemm_fn *dgemm);
 
 typedef struct nn_plan {
     int n_layers;
+    int layout;                /* NN_LAYOUT_*: rows (BLAS) or features (small kernels) */
     int activation;            /* NN_ACT_* of the hidden layers */
     int output;                /* NN_OUT_* */
     int optimizer;             /* NN_OPT_* */
@@ -39,6 +40,8 @@ typedef struct nn_plan {
     int l1_proximal;
     int l1_subgradient;
     ptrdiff_t batch_size;
+    ptrdiff_t chunk_cols;      /* features layout: batch columns per chunk */
+    ptrdiff_t ld;              /* features layout: row length of every block */
     const int64_t *sizes;          /* [n_layers + 1] layer widths */
     const int64_t *param_offsets;  /* [n_layers][2]: W_l, b_l (row l - 1) */
     const int64_t *work_offsets;   /* [n_layers + 1][4]: A_l, H_l, M_l, D_l; -1 absent */
@@ -51,7 +54,8 @@ typedef struct nn_plan {
 /* Offsets of W_l and b_l (l >= 1) in the parameters. */
 static inline ptrdiff_t nn_W(const nn_plan *p, int l) { return (ptrdiff_t)p->param_offsets[2 * (l - 1)]; }
 static inline ptrdiff_t nn_b(const nn_plan *p, int l) { return (ptrdiff_t)p->param_offsets[2 * (l - 1) + 1]; }
-/* Offsets of layer l's blocks in the workspace (batch_size x sizes[l] each, row-major). */
+/* Offsets of layer l's blocks in the workspace: (batch_size, sizes[l]) row-major in the rows
+ * layout, (sizes[l], ld) in the features layout. */
 static inline ptrdiff_t nn_A(const nn_plan *p, int l) { return (ptrdiff_t)p->work_offsets[4 * l]; }
 static inline ptrdiff_t nn_H(const nn_plan *p, int l) { return (ptrdiff_t)p->work_offsets[4 * l + 1]; }
 static inline ptrdiff_t nn_M(const nn_plan *p, int l) { return (ptrdiff_t)p->work_offsets[4 * l + 2]; }

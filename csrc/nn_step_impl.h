@@ -108,6 +108,77 @@ static int NN_S(forward_backward)(const nn_plan *p, const NN_T *P, const NN_S(nn
     return 0;
 }
 
+/* The features layout: forward and backward of one chunk of batch columns, rows->n_rows
+ * of them (batch rows rows->row0 ..), through the small-matrix kernels; adds their
+ * weight and bias gradients, unscaled, to the gradient buffer (or writes them, for the
+ * first chunk). Returns 1 if the chunk's loss is not finite. */
+static int NN_S(fm_chunk)(const nn_plan *p, const NN_S(nn_state) *st, const NN_S(nn_data) *data,
+                          const nn_rows *rows, NN_T *work, int accumulate, double *lsum)
+{
+    const int L = p->n_layers;
+    const int64_t *sz = p->sizes;
+    const NN_T *P = st->params;
+    const ptrdiff_t ld = p->ld, nc = rows->n_rows, vl = 64 / (ptrdiff_t)sizeof(NN_T);
+    const ptrdiff_t npad = (nc + vl - 1) / vl * vl, k = sz[L];
+    NN_S(nn_gather_cols)(work + nn_A(p, 0), ld, data->X, rows->idx, nc, npad, sz[0]);
+    for (int l = 1; l <= L; l++) {
+        NN_T *H = work + nn_H(p, l);
+        NN_S(nn_fm_gemm)(P + nn_W(p, l), 1, sz[l], P + nn_b(p, l), work + nn_A(p, l - 1), ld,
+                         sz[l - 1], sz[l], npad, H);
+        if (l == L)
+            break;
+        NN_S(nn_activate)(H, sz[l] * ld, p->activation);
+        if (nn_has_dropout(p, l))
+            NN_S(nn_fm_dropout)(H, work + nn_A(p, l), work + nn_M(p, l), ld, sz[l], npad,
+                                nn_step_key(p->layer_keys[l], rows->step), rows->row0,
+                                p->drop_threshold[l], (NN_T)p->keep_inv[l]);
+    }
+    NN_T *D = work + nn_D(p, L);
+    *lsum = NN_S(nn_fm_output_loss)(p->output, D, ld, k, nc, data->y, data->Y, rows->idx,
+                                    data->sw);
+    if (!isfinite(*lsum))
+        return 1;
+    for (ptrdiff_t j = 0; j < k; j++)
+        for (ptrdiff_t c = nc; c < npad; c++)
+            D[j * ld + c] = (NN_T)0;
+    for (int l = L; l > 1; l--) {
+        NN_T *Dp = work + nn_D(p, l - 1);
+        NN_S(nn_fm_gemm)(P + nn_W(p, l), sz[l], 1, NULL, work + nn_D(p, l), ld, sz[l],
+                         sz[l - 1], npad, Dp);
+        NN_S(nn_act_backward)(Dp, Dp, work + nn_H(p, l - 1),
+                              nn_has_dropout(p, l - 1) ? work + nn_M(p, l - 1) : NULL,
+                              sz[l - 1] * ld, p->activation);
+    }
+    for (int l = 1; l <= L; l++) {
+        NN_S(nn_fm_weight_grad)(work + nn_A(p, l - 1), work + nn_D(p, l), ld, sz[l - 1], sz[l],
+                                npad, st->grads + nn_W(p, l), accumulate);
+        NN_S(nn_row_sums)(work + nn_D(p, l), ld, sz[l], npad, st->grads + nn_b(p, l),
+                          accumulate);
+    }
+    return 0;
+}
+
+/* The forward and backward pass of a batch, in the plan's layout: rows leaves A and D in
+ * the workspace for update_rows' GEMMs; features runs the batch chunk by chunk and leaves
+ * the unscaled gradient sums in st->grads. */
+static int NN_S(gradients)(const nn_plan *p, const NN_S(nn_state) *st,
+                           const NN_S(nn_data) *data, const nn_rows *rows, NN_T *work,
+                           double *lsum)
+{
+    if (p->layout == NN_LAYOUT_ROWS)
+        return NN_S(forward_backward)(p, st->params, data, rows, work, lsum);
+    *lsum = 0.0;
+    for (ptrdiff_t c0 = 0; c0 < rows->n_rows; c0 += p->chunk_cols) {
+        const nn_rows chunk = {rows->idx + c0, nn_min(p->chunk_cols, rows->n_rows - c0),
+                               rows->row0 + c0, rows->step};
+        double ls;
+        if (NN_S(fm_chunk)(p, st, data, &chunk, work, c0 > 0, &ls))
+            return 1;
+        *lsum += ls;
+    }
+    return 0;
+}
+
 /* One optimizer step on n parameters; the scalars are cast to the type as NumPy does. */
 static void NN_S(optimizer_step)(int opt, const NN_S(nn_state) *st, ptrdiff_t off, ptrdiff_t n,
                                  const nn_plan *p, const nn_coeffs *c, double c2, double c1)
@@ -150,7 +221,21 @@ static void NN_S(update_rows)(const nn_plan *p, const NN_S(nn_state) *st, const 
         return;
     if (s2)
         NN_S(nn_penalty_sums)(st->params + off, m * n_out, s2, s1);
-    if (p->fused_sgd) {
+    if (p->layout == NN_LAYOUT_FEATURES) {
+        /* The gradient sums are in G already: scale them, or fold them in as BLAS would. */
+        NN_T *W = st->params + off, *G = st->grads + off;
+        if (p->fused_sgd) {
+            const NN_T alpha = (NN_T)(-c->lr * c->scale), beta = (NN_T)(1.0 - c->lr * c->c2);
+            for (ptrdiff_t i = 0; i < m * n_out; i++)
+                W[i] = alpha * G[i] + beta * W[i];
+        } else {
+            const NN_T scale = (NN_T)c->scale;
+            for (ptrdiff_t i = 0; i < m * n_out; i++)
+                G[i] = scale * G[i];
+            NN_S(optimizer_step)(p->optimizer, st, off, m * n_out, p, c, c->c2,
+                                 p->l1_subgradient ? c->c1 : 0.0);
+        }
+    } else if (p->fused_sgd) {
         NN_S(rgemm)(1, 0, m, n_out, nb, (NN_T)(-c->lr * c->scale), A, n_in, D, n_out,
                     (NN_T)(1.0 - c->lr * c->c2), st->params + off, n_out);
     } else {
@@ -168,7 +253,12 @@ static void NN_S(update_bias)(const nn_plan *p, const NN_S(nn_state) *st, const 
                               ptrdiff_t nb, int l, const nn_coeffs *c)
 {
     const ptrdiff_t ob = nn_b(p, l), n_out = p->sizes[l];
-    NN_S(nn_colsum)(st->grads + ob, work + nn_D(p, l), nb, n_out, (NN_T)c->scale);
+    if (p->layout == NN_LAYOUT_FEATURES) {
+        for (ptrdiff_t j = 0; j < n_out; j++)
+            st->grads[ob + j] = (NN_T)c->scale * st->grads[ob + j];
+    } else {
+        NN_S(nn_colsum)(st->grads + ob, work + nn_D(p, l), nb, n_out, (NN_T)c->scale);
+    }
     NN_S(optimizer_step)(p->fused_sgd ? NN_OPT_SGD : p->optimizer, st, ob, n_out, p, c, 0.0, 0.0);
 }
 
@@ -212,7 +302,7 @@ static int NN_S(batch_step)(const nn_plan *p, const NN_S(nn_state) *st,
     const ptrdiff_t nb = rows->n_rows;
     const int want_penalty = p->l2 != 0.0 || p->l1 != 0.0;
     double lsum, s2 = 0.0, s1 = 0.0;
-    if (NN_S(forward_backward)(p, st->params, data, rows, work, &lsum))
+    if (NN_S(gradients)(p, st, data, rows, work, &lsum))
         return NN_STATUS_NONFINITE;
     const nn_coeffs c = nn_step_coeffs(p, S, lr, t);
     res->data_loss += (double)nb * (lsum / S);

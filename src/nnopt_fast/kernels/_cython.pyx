@@ -14,6 +14,7 @@ cdef extern from "nn_step.h" nogil:
     int NN_OUT_SOFTMAX, NN_OUT_LOGISTIC, NN_OUT_IDENTITY
     int NN_OPT_SGD, NN_OPT_MOMENTUM, NN_OPT_NESTEROV, NN_OPT_ADAM
     int NN_STATUS_OK, NN_STATUS_NONFINITE, NN_STATUS_ZERO_WEIGHT, NN_STATUS_INTERRUPTED
+    int NN_LAYOUT_ROWS, NN_LAYOUT_FEATURES
 
     ctypedef void nn_sgemm_fn(char *, char *, int *, int *, int *, float *, float *, int *,
                               float *, int *, float *, float *, int *) noexcept nogil
@@ -22,8 +23,9 @@ cdef extern from "nn_step.h" nogil:
     void nn_set_blas(nn_sgemm_fn *sgemm, nn_dgemm_fn *dgemm)
 
     ctypedef struct nn_plan:
-        int n_layers, activation, output, optimizer, fused_sgd, l1_proximal, l1_subgradient
-        Py_ssize_t batch_size
+        int n_layers, layout, activation, output, optimizer, fused_sgd, l1_proximal
+        int l1_subgradient
+        Py_ssize_t batch_size, chunk_cols, ld
         const int64_t *sizes
         const int64_t *param_offsets
         const int64_t *work_offsets
@@ -144,6 +146,7 @@ def codes():
                        "nesterov": NN_OPT_NESTEROV, "adam": NN_OPT_ADAM},
         "STATUS": {"ok": NN_STATUS_OK, "nonfinite": NN_STATUS_NONFINITE,
                    "zero_weight": NN_STATUS_ZERO_WEIGHT, "interrupted": NN_STATUS_INTERRUPTED},
+        "LAYOUTS": {"rows": NN_LAYOUT_ROWS, "features": NN_LAYOUT_FEATURES},
     }
 
 
@@ -172,6 +175,9 @@ cdef class CPlan:
     def __cinit__(self, plan):
         self.plan = plan
         self.c.n_layers = plan.n_layers
+        self.c.layout = plan.layout
+        self.c.chunk_cols = plan.chunk_cols
+        self.c.ld = plan.ld
         self.c.activation = plan.activation
         self.c.output = plan.output
         self.c.optimizer = plan.optimizer

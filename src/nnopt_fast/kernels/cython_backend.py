@@ -8,6 +8,7 @@ from .codes import ACTIVATIONS
 from .dispatch import make_kernels
 from .epoch import make_run_epoch
 from .hashing import MASK64, dropout_threshold
+from .plan import use_small_kernels
 from .reference import DOCS, KERNELS
 from .reference.updates import adam_step_size
 from .team import run_team
@@ -218,7 +219,16 @@ def parallel_epoch(cfg, plan, state, data, perm, lr, step0, stop):
     return team.result(hogwild)
 
 
-run_epoch = make_run_epoch(serial_epoch, parallel_epoch)
+def layout(cfg):
+    """The workspace layout of a configuration: the small-matrix kernels' ``features``
+    for narrow networks (:func:`nnopt_fast.kernels.plan.use_small_kernels`), except in
+    the sync threaded epoch, whose threads split each batch by rows; else ``rows``."""
+    sync_threads = cfg.n_threads > 1 and cfg.parallel == "sync"
+    small = use_small_kernels(cfg.layer_sizes, cfg.batch_size)
+    return "features" if small and not sync_threads else "rows"
+
+
+run_epoch = make_run_epoch(serial_epoch, parallel_epoch, layout)
 run_epoch.__doc__ = """One epoch of mini-batch training, in compiled code with the GIL released.
 
     Same semantics, parameters and return value as

@@ -70,8 +70,9 @@ def _check_state(cfg, state):
     return P.dtype
 
 
-def check_epoch(cfg, state, X, T, sw, perm):
-    """Validate the arguments of ``run_epoch``; return ``(plan, data, perm)``.
+def check_epoch(cfg, state, X, T, sw, perm, layout="rows"):
+    """Validate the arguments of ``run_epoch``; return ``(plan, data, perm)``, the plan in
+    workspace ``layout`` (see :data:`nnopt_fast.kernels.plan.LAYOUTS`).
 
     Raises
     ------
@@ -109,7 +110,7 @@ def check_epoch(cfg, state, X, T, sw, perm):
     perm = np.ascontiguousarray(perm, dtype=np.int64)
     if perm.size and (perm.min() < 0 or perm.max() >= n):
         raise ValueError(f"run_epoch: perm must index rows of X, in [0, {n})")
-    return plan_for(cfg, state), EpochData(X, y, Y, sw), perm
+    return plan_for(cfg, state, layout), EpochData(X, y, Y, sw), perm
 
 
 def _stop_flag(state):
@@ -120,7 +121,7 @@ def _stop_flag(state):
     return flag
 
 
-def make_run_epoch(serial, parallel=None):
+def make_run_epoch(serial, parallel=None, layout=None):
     """The public ``run_epoch`` of a backend, from its compiled epochs.
 
     Parameters
@@ -133,6 +134,9 @@ def make_run_epoch(serial, parallel=None):
         ``parallel(cfg, plan, state, data, perm, lr, step0, stop)``, the multithreaded
         epoch (``cfg.n_threads`` threads, ``cfg.parallel`` sync or Hogwild), which runs its
         own team; None if the backend has none (it then runs the serial epoch).
+    layout : callable or None
+        ``layout(cfg) -> "rows" | "features"``, the workspace layout the backend runs a
+        configuration in (default: always rows).
 
     Returns
     -------
@@ -142,7 +146,8 @@ def make_run_epoch(serial, parallel=None):
     """
 
     def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
-        plan, data, perm = check_epoch(cfg, state, X, T, sw, perm)
+        plan, data, perm = check_epoch(cfg, state, X, T, sw, perm,
+                                       "rows" if layout is None else layout(cfg))
         lr, step0 = float(lr), int(step0)
         stop = _stop_flag(state)
         hogwild = cfg.n_threads > 1 and cfg.parallel == "hogwild"
