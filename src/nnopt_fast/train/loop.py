@@ -14,6 +14,7 @@ from .._validation import (
 )
 from ..kernels import get_backend
 from ..kernels import reference as ref
+from .schedules import Constant, is_schedule
 from .state import TrainConfig, TrainState
 from .threads import resolve_n_threads, thread_budget
 
@@ -27,11 +28,16 @@ class DivergenceError(FloatingPointError):
     ----------
     epoch : int
         The 1-based epoch whose loss became non-finite.
+    lr : float
+        The learning rate of that epoch.
+    loss : float or None
+        The epoch's (non-finite, or finite with non-finite weights) loss.
     """
 
-    def __init__(self, epoch, lr, lr_name="lr"):
+    def __init__(self, epoch, lr, lr_name="lr", loss=None):
         self.epoch = epoch
         self.lr = lr
+        self.loss = loss
         super().__init__(
             f"training diverged in epoch {epoch}: the loss became NaN or infinite at "
             f"{lr_name}={lr:g}. The model keeps its weights from the start of that epoch; "
@@ -144,41 +150,96 @@ def zero_weight_error(err, epoch):
                       "Use larger batches, or fewer zero weights.")
 
 
-def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng, shuffle=True,
-               on_epoch=None):
-    """Run ``epochs`` epochs of ``backend`` with divergence handling.
+def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng=None, shuffle=True,
+               on_epoch=None, reorder=None, stopping=None, data_div=1.0):
+    """Run up to ``epochs`` epochs of ``backend``: the one epoch driver.
 
-    ``on_epoch(epoch, loss, seconds)`` is called after each epoch; a true return value
-    stops training. Returns the list of per-epoch losses. Raises :class:`DivergenceError`
-    (non-finite loss) or ``ValueError`` (a mini-batch whose sample weights sum to 0) after
-    restoring the state from the start of the failing epoch.
+    Parameters
+    ----------
+    backend : module
+        A backend of :func:`nnopt_fast.kernels.get_backend`.
+    cfg : TrainConfig
+    state : TrainState
+    X, T, sw : ndarray
+        Inputs, kernel targets and sample weights (or None), as ``run_epoch`` takes them.
+    epochs : int
+    lr : float or schedule
+        A constant rate, or a schedule of :mod:`nnopt_fast.train.schedules`: its ``rate``
+        is read before every epoch and ``epoch_end(n_samples)`` called after it.
+    rng : numpy.random.Generator or None
+        Draws each epoch's sample order when ``shuffle`` is true and ``reorder`` is None.
+    shuffle : bool
+    on_epoch : callable or None
+        ``on_epoch(epoch, loss, seconds)`` after every epoch; a true return value stops
+        training after that epoch.
+    reorder : callable or None
+        ``reorder(order) -> order``: the next epoch's sample order (int64) from the last
+        one, replacing ``rng``'s draws.
+    stopping : NoImprovement or None
+        A stopping rule, updated after ``on_epoch`` with the epoch's loss; at a plateau it
+        asks the schedule whether to stop.
+    data_div : float
+        The epoch's loss is ``(data / data_div + penalty) / n_samples``.
+
+    Returns
+    -------
+    list of float
+        The loss of every epoch run.
+
+    Raises
+    ------
+    DivergenceError
+        Non-finite loss or weights, after restoring the state of the start of the epoch.
+    ValueError
+        A mini-batch whose sample weights sum to 0; the state is restored likewise.
+    KeyboardInterrupt
+        Also after restoring the state of the start of the interrupted epoch.
     """
     m = X.shape[0]
+    schedule = lr if is_schedule(lr) else Constant(lr)
+    if reorder is None:
+        if shuffle:
+            def reorder(order):
+                return rng.permutation(m).astype(np.int64)
+        else:
+            def reorder(order):
+                return order
+    order = np.arange(m, dtype=np.int64)
     losses = []
     # BLAS, OpenMP and Numba threads for this run; restored on exit, also on errors.
     with thread_budget(cfg, backend, m) as cfg:
         for epoch in range(1, epochs + 1):
-            perm = (rng.permutation(m).astype(np.int64) if shuffle
-                    else np.arange(m, dtype=np.int64))
+            order = reorder(order)
             snap = state.snapshot()
+            rate = schedule.rate
             t0 = time.perf_counter()
             # Overflow on the way to a divergence is reported once, by DivergenceError below.
             try:
                 with np.errstate(over="ignore", invalid="ignore"):
-                    data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, perm,
-                                                                   lr, state.step)
+                    data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, order,
+                                                                   rate, state.step)
             except ZeroDivisionError as err:
                 state.restore(snap)
                 raise zero_weight_error(err, epoch) from err
+            except KeyboardInterrupt:
+                state.restore(snap)
+                raise
             secs = time.perf_counter() - t0
-            loss = (data + pen) / m
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss = (data / data_div + pen) / m
             if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
                 state.restore(snap)
-                raise DivergenceError(epoch, lr)
+                raise DivergenceError(epoch, rate, loss=loss)
             state.step += n_steps
             state.t += n_steps
             losses.append(loss)
-            if on_epoch is not None and on_epoch(epoch, loss, secs):
+            stop = on_epoch is not None and on_epoch(epoch, loss, secs)
+            if stopping is not None:
+                stopping.update(loss)
+            schedule.epoch_end(m)
+            if stopping is not None and stopping.exhausted and stopping.settle(schedule):
+                stop = True
+            if stop:
                 break
     return losses
 
@@ -242,7 +303,6 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
         threads take turns at the batches), ``"blas"`` the one-thread epoch with
         multithreaded GEMMs, ``"auto"`` picks by the size of a step (see
         ``docs/threads.md``). Ignored with one thread.
-
     Returns
     -------
     History
