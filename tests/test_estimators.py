@@ -354,12 +354,24 @@ def test_bad_parameters(rng, params, match):
         _small(**params).fit(X, y)
 
 
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_single_class_is_fitted_as_scikit_learn_does(rng, solver):
+    X, _ = _blobs(rng, n=40)
+    clf = _small(solver=solver).fit(X, np.full(40, "only"))
+    np.testing.assert_array_equal(clf.classes_, ["only"])
+    np.testing.assert_array_equal(clf.predict(X), np.full(40, "only"))
+    np.testing.assert_array_equal(clf.predict_proba(X), np.ones((40, 1)))
+    assert clf.score(X, np.full(40, "only")) == 1.0
+    if solver == "adam":
+        part = _small().partial_fit(X, np.full(40, 7), classes=[7])
+        np.testing.assert_array_equal(part.classes_, [7])
+        np.testing.assert_array_equal(part.predict(X), np.full(40, 7))
+        with pytest.raises(ValueError, match="not in `self.classes_`"):
+            part.partial_fit(X, np.arange(40) % 2 + 7)
+
+
 def test_bad_data(rng):
     X, y = _blobs(rng, n=40)
-    with pytest.raises(ValueError, match="only one class"):
-        _small().fit(X, np.zeros(40))
-    with pytest.raises(ValueError, match="only one class"):
-        _small().partial_fit(X, np.zeros(40), classes=[0])
     clf = _small(max_iter=2).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         clf.predict(X[:, :3])

@@ -7,10 +7,12 @@ import numpy as np
 
 from .._validation import (
     check_choice,
+    check_class_weight,
     check_sample_weight,
     check_scalar,
     check_targets,
     check_X,
+    weigh_samples,
 )
 from ..kernels import get_backend
 from ..kernels import reference as ref
@@ -248,7 +250,7 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
           l2=0.0, l1=0.0, l1_method="subgradient", dropout=0.0, shuffle=True,
           random_state=None, backend="auto", n_threads=1, parallel="sync", X_val=None,
           y_val=None, callbacks=None, verbose=False, sample_weight=None, beta1=0.9,
-          beta2=0.999, epsilon=1e-8, thread_mode="auto"):
+          beta2=0.999, epsilon=1e-8, thread_mode="auto", class_weight=None):
     """Train ``net`` in place by mini-batch gradient descent and return its history.
 
     Parameters
@@ -303,6 +305,13 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
         threads take turns at the batches), ``"blas"`` the one-thread epoch with
         multithreaded GEMMs, ``"auto"`` picks by the size of a step (see
         ``docs/threads.md``). Ignored with one thread.
+    class_weight : None, "balanced" or dict
+        Weights of the classes 0..K-1 of a softmax output (or 0/1 of a single logistic
+        output), multiplied into ``sample_weight``: a dict maps a class to its weight
+        (absent classes weigh 1), ``"balanced"`` weighs class k by
+        ``n_samples / (n_classes_present * count_k)``. Training with ``class_weight``
+        equals, bit for bit, training with the product as ``sample_weight``.
+
     Returns
     -------
     History
@@ -329,7 +338,7 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     if m == 0:
         raise ValueError("X must have at least one sample")
     T = check_targets(y, net.output, net.layer_sizes[-1], m, net.dtype)
-    sw = check_sample_weight(sample_weight, m, net.dtype)
+    sw = _sample_weights(net, T, sample_weight, class_weight, m)
     have_val = X_val is not None or y_val is not None
     if have_val:
         if X_val is None or y_val is None:
@@ -368,6 +377,23 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     finally:
         bar(None, None)
     return hist
+
+
+def _sample_weights(net, T, sample_weight, class_weight, m):
+    """``sample_weight`` times the class weights of the targets T, in the model's dtype."""
+    if class_weight is None:
+        return check_sample_weight(sample_weight, m, net.dtype)
+    n_out = net.layer_sizes[-1]
+    if net.output == "softmax":
+        labels, n_classes = T, n_out
+    elif net.output == "logistic" and n_out == 1:
+        labels, n_classes = T[:, 0].astype(np.int64), 2
+    else:
+        raise ValueError(f"class_weight needs a softmax output or a single logistic output "
+                         f"(labels 0..K-1); this model has a {net.output!r} output of "
+                         f"{n_out} units")
+    weights = check_class_weight(class_weight, labels, range(n_classes))
+    return weigh_samples(sample_weight, weights, labels, m, net.dtype)
 
 
 def _progress(total, verbose):
