@@ -290,16 +290,18 @@ def test_early_stopping_records_validation_loss(rng):
     assert _small().fit(X, y).validation_loss_curve_ is None
 
 
-def test_divergence_raises_and_keeps_finite_weights(rng):
+def test_divergence_in_the_first_epoch_leaves_a_new_estimator_unfitted(rng):
     X, y = _blobs(rng)
     X = X * 1e150
     clf = _small(MLPRegressor, solver="sgd", learning_rate_init=10.0, activation="relu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", nf.ScalingWarning)
-        with pytest.raises(nf.FitDivergenceError) as info:
+        with pytest.raises(nf.FitDivergenceError, match="left unfitted") as info:
             clf.fit(X, y * 1e150)
     assert isinstance(info.value, ValueError) and isinstance(info.value, nf.DivergenceError)
-    assert all(np.isfinite(W).all() for W in clf.coefs_)
+    assert info.value.epoch == 1
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
 
 
 # ---------------------------------------------------------------------------- scaling warning

@@ -173,27 +173,35 @@ class _BaseMLP(BaseEstimator):
             else:
                 fit_lbfgs(self, net, X, self._kernel_targets(codes, X.dtype), sw)
         except DivergenceError as err:
-            raise self._divergence(net, X, codes, err.epoch, err.lr) from None
+            # Weights of the start of epoch 1 were never trained: then keep nothing.
+            raise self._divergence(net, X, codes, err.epoch, err.lr,
+                                   keep=err.epoch > 1) from None
         finally:
             # The fitted coefs_ / intercepts_ are views into the model's flat buffer.
             self.coefs_, self.intercepts_ = net.coefs_, net.intercepts_
+        # The last step of a fit is taken after its loss is known: it may still have
+        # produced weights that overflow.
+        usable = predicts_finite(net.coefs_, net.intercepts_, X, self.activation)
         if diverged is not None:
-            if not predicts_finite(net.coefs_, net.intercepts_, X, self.activation):
+            if not usable:
                 raise self._divergence(net, X, codes, diverged.epoch, diverged.lr)
             advice = divergence_advice(self, X, codes, diverged.epoch, diverged.lr)
             warnings.warn(f"Training stopped at epoch {diverged.epoch}, whose loss was not "
                           f"finite; the estimator keeps the weights of its best validation "
                           f"score ({self.best_validation_score_:.6g}). {advice}",
                           ConvergenceWarning, stacklevel=4)
-        elif not np.isfinite(net.params).all():
-            raise self._divergence(net, X, codes, None, None)
+        elif not usable:
+            stochastic = self.solver in STOCHASTIC_SOLVERS
+            raise self._divergence(net, X, codes, self.n_iter_ if stochastic else None,
+                                   self._optimizer.learning_rate if stochastic else None)
 
-    def _divergence(self, net, X, codes, epoch, lr):
-        """The FitDivergenceError for the current weights; says whether to keep them."""
+    def _divergence(self, net, X, codes, epoch, lr, keep=False):
+        """The FitDivergenceError of a fit; it keeps the weights only if ``keep`` and
+        they predict finite values."""
         err = FitDivergenceError(
             f"{NONFINITE_MESSAGE} {divergence_advice(self, X, codes, epoch, lr)}", epoch, lr)
-        err.keeps_weights = epoch is not None and predicts_finite(
-            net.coefs_, net.intercepts_, X, self.activation)
+        err.keeps_weights = keep and predicts_finite(net.coefs_, net.intercepts_, X,
+                                                     self.activation)
         return err
 
     def _sample_weight(self, sample_weight, codes, X, incremental):

@@ -231,7 +231,8 @@ def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng=None, shuffle=T
                 loss = (data / data_div + pen) / m
             if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
                 state.restore(snap)
-                raise DivergenceError(epoch, rate, loss=loss)
+                # A kernel that stops at a divergence returns partial sums, not a loss.
+                raise DivergenceError(epoch, rate, loss=loss if status == 0 else np.nan)
             state.step += n_steps
             state.t += n_steps
             losses.append(loss)
