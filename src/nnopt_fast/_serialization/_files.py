@@ -161,7 +161,10 @@ def read_npy_member(archive, info, check, path):
             shape, fortran, dtype, n_bytes = _npy_header(f, info, path)
             if dtype.hasobject:
                 raise ModelFileError(f"{path!s}: member {info.filename!r} holds objects")
-            check(dtype, shape)
+            try:
+                check(dtype, shape)
+            except ModelFileError as exc:
+                raise ModelFileError(f"{path!s}: {exc}") from None
             array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
             flat = array.reshape(-1, order="F" if fortran else "C")
             if n_bytes and f.readinto(memoryview(flat).cast("B")) != n_bytes:

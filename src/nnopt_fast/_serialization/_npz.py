@@ -1,5 +1,6 @@
 """nnopt_fast's own file of one estimator: arrays in an .npz archive plus JSON metadata."""
 
+import contextlib
 import json
 import re
 from numbers import Integral, Real
@@ -191,21 +192,28 @@ def read(path):
             raise ModelFileError(f"{path} is not an nnopt_fast model file (unexpected "
                                  f"members {strangers[:5]})")
         meta = _meta(archive, infos, path)
-        try:
+        with _inconsistent(path):
             want = _expected(meta)
             extra = sorted(set(infos) - set(want) - {_META})
             if extra:
                 raise ModelFileError(f"members {extra} do not belong to this model")
-            arrays = {name[:-4]: read_npy_member(archive, infos[name],
-                                                 _member_check(name, *want[name]), path)
-                      for name in infos if name != _META}
-            return meta["class"], _state(meta, arrays)
-        except ModelFileError as exc:
-            raise ModelFileError(f"{path}: {exc}") from None
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
-                RecursionError) as exc:
-            raise ModelFileError(f"{path} is inconsistent: {type(exc).__name__}: "
-                                 f"{exc}") from None
+        arrays = {name[:-4]: read_npy_member(archive, infos[name],
+                                             _member_check(name, *want[name]), path)
+                  for name in infos if name != _META}
+    with _inconsistent(path):
+        return meta["class"], _state(meta, arrays)
+
+
+@contextlib.contextmanager
+def _inconsistent(path):
+    """Metadata that does not describe a model becomes a ModelFileError naming ``path``."""
+    try:
+        yield
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+            RecursionError) as exc:
+        raise ModelFileError(f"{path} is inconsistent: {type(exc).__name__}: {exc}") from None
 
 
 def _state(meta, arrays):

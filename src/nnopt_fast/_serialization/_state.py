@@ -49,7 +49,7 @@ def _float_list(value, name):
     if not isinstance(value, list):
         _fail(f"{name} must be a list of numbers or None, got {type(value).__name__}")
     for v in value:
-        _float_or_none(v, name)
+        _float_or_none(v, f"each entry of {name}")
 
 
 def _array(value, name, dtype, shape):
@@ -177,12 +177,12 @@ def check_state(kind, state, param_names, strict=True):
         Reject names that are neither parameters nor known attributes (a subclass may
         add its own).
     """
+    if kind == "MLPRegressor" and ("classes_" in state or "_y_type" in state):
+        _fail("a regressor has no classes_: the file holds a classifier")
     allowed = set(param_names) | set(SCALARS) | set(TRAINING) | set(_OTHER)
     unknown = sorted(set(state) - allowed)
     if strict and unknown:
         _fail(f"unknown attribute(s) {unknown} for a {kind}")
-    if kind == "MLPRegressor" and ("classes_" in state or "_y_type" in state):
-        _fail("a regressor has no classes_: the file holds a classifier")
     rs = state.get("_random_state")
     if rs is not None and not isinstance(rs, np.random.RandomState):
         _fail("_random_state must be a numpy RandomState")
