@@ -89,6 +89,13 @@ class _BaseMLP(BaseEstimator):
     }
 
     # ---------------------------------------------------------------- parameters
+    def _store_params(self, arguments):
+        """Keep each ``__init__`` argument as the attribute of its name (scikit-learn's rule:
+        ``__init__`` stores its parameters unchanged and does nothing else)."""
+        for name, value in arguments.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
     def _hidden_sizes(self):
         h = self.hidden_layer_sizes
         h = list(h) if hasattr(h, "__iter__") else [h]

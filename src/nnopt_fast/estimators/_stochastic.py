@@ -71,7 +71,9 @@ def _stopping_rule(est, net, val):
     X_val, truth, T_val, sw_val = val
 
     def score():
-        Z = forward(net.coefs_, net.intercepts_, X_val, est.activation)
+        # Weights on their way to a divergence overflow here: the NaN score reports it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = forward(net.coefs_, net.intercepts_, X_val, est.activation)
         est.validation_loss_curve_.append(
             data_loss(est.out_activation_, Z, T_val, sw_val, est.n_outputs_))
         value = est._val_score(Z, truth, sw_val)
