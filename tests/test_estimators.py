@@ -290,16 +290,18 @@ def test_early_stopping_records_validation_loss(rng):
     assert _small().fit(X, y).validation_loss_curve_ is None
 
 
-def test_divergence_raises_and_keeps_finite_weights(rng):
+def test_divergence_in_the_first_epoch_leaves_a_new_estimator_unfitted(rng):
     X, y = _blobs(rng)
     X = X * 1e150
     clf = _small(MLPRegressor, solver="sgd", learning_rate_init=10.0, activation="relu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", nf.ScalingWarning)
-        with pytest.raises(nf.FitDivergenceError) as info:
+        with pytest.raises(nf.FitDivergenceError, match="left unfitted") as info:
             clf.fit(X, y * 1e150)
     assert isinstance(info.value, ValueError) and isinstance(info.value, nf.DivergenceError)
-    assert all(np.isfinite(W).all() for W in clf.coefs_)
+    assert info.value.epoch == 1
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
 
 
 # ---------------------------------------------------------------------------- scaling warning
@@ -354,12 +356,24 @@ def test_bad_parameters(rng, params, match):
         _small(**params).fit(X, y)
 
 
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_single_class_is_fitted_as_scikit_learn_does(rng, solver):
+    X, _ = _blobs(rng, n=40)
+    clf = _small(solver=solver).fit(X, np.full(40, "only"))
+    np.testing.assert_array_equal(clf.classes_, ["only"])
+    np.testing.assert_array_equal(clf.predict(X), np.full(40, "only"))
+    np.testing.assert_array_equal(clf.predict_proba(X), np.ones((40, 1)))
+    assert clf.score(X, np.full(40, "only")) == 1.0
+    if solver == "adam":
+        part = _small().partial_fit(X, np.full(40, 7), classes=[7])
+        np.testing.assert_array_equal(part.classes_, [7])
+        np.testing.assert_array_equal(part.predict(X), np.full(40, 7))
+        with pytest.raises(ValueError, match="not in `self.classes_`"):
+            part.partial_fit(X, np.arange(40) % 2 + 7)
+
+
 def test_bad_data(rng):
     X, y = _blobs(rng, n=40)
-    with pytest.raises(ValueError, match="only one class"):
-        _small().fit(X, np.zeros(40))
-    with pytest.raises(ValueError, match="only one class"):
-        _small().partial_fit(X, np.zeros(40), classes=[0])
     clf = _small(max_iter=2).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         clf.predict(X[:, :3])

@@ -130,3 +130,64 @@ def check_choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def check_class_weight(class_weight, labels, classes, name="class_weight"):
+    """Per-class weights of ``class_weight`` for integer labels, or None.
+
+    Parameters
+    ----------
+    class_weight : None, "balanced" or dict
+        A dict maps a class (an entry of ``classes``) to a finite weight >= 0; classes it
+        leaves out weigh 1. ``"balanced"`` weighs each class present in ``labels`` by
+        ``n_samples / (n_present_classes * count)``, as scikit-learn does.
+    labels : ndarray of shape (n_samples,), int64
+        Class indices into ``classes``.
+    classes : sequence
+        The class of each index (``range(K)`` for integer labels 0..K-1).
+
+    Returns
+    -------
+    ndarray of shape (len(classes),), float64, or None
+    """
+    if class_weight is None:
+        return None
+    n_classes = len(classes)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"{name} must be None, 'balanced' or a dict, got "
+                             f"{class_weight!r}")
+        counts = np.bincount(labels, minlength=n_classes)
+        present = counts > 0
+        weights = np.ones(n_classes, dtype=np.float64)
+        # scikit-learn's compute_class_weight("balanced"), operation for operation.
+        weights[present] = len(labels) / (int(present.sum())
+                                          * counts[present].astype(np.float64))
+        return weights
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{name} must be None, 'balanced' or a dict, got "
+                        f"{type(class_weight).__name__}")
+    index = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
+    weights = np.ones(n_classes, dtype=np.float64)
+    for key, value in class_weight.items():
+        i = index.get(key.item() if isinstance(key, np.generic) else key)
+        if i is None:
+            raise ValueError(f"{name} has the key {key!r}, which is not a class; the "
+                             f"classes are {list(index)}")
+        weights[i] = check_scalar(value, f"{name}[{key!r}]", low=0.0)
+    return weights
+
+
+def weigh_samples(sample_weight, class_weights, labels, n_samples, dtype):
+    """``sample_weight * class_weights[labels]`` in ``dtype`` (None when both are None).
+
+    The product is taken in float64 and then cast, so that passing the product as
+    ``sample_weight`` instead gives bit-identical weights.
+    """
+    if class_weights is None:
+        return check_sample_weight(sample_weight, n_samples, dtype)
+    weights = class_weights[labels]
+    sw = check_sample_weight(sample_weight, n_samples, np.float64)
+    if sw is not None:
+        weights = sw * weights
+    return np.ascontiguousarray(weights, dtype=dtype)

@@ -7,13 +7,16 @@ import numpy as np
 
 from .._validation import (
     check_choice,
+    check_class_weight,
     check_sample_weight,
     check_scalar,
     check_targets,
     check_X,
+    weigh_samples,
 )
 from ..kernels import get_backend
 from ..kernels import reference as ref
+from .schedules import Constant, is_schedule
 from .state import TrainConfig, TrainState
 from .threads import resolve_n_threads, thread_budget
 
@@ -27,11 +30,16 @@ class DivergenceError(FloatingPointError):
     ----------
     epoch : int
         The 1-based epoch whose loss became non-finite.
+    lr : float
+        The learning rate of that epoch.
+    loss : float or None
+        The epoch's (non-finite, or finite with non-finite weights) loss.
     """
 
-    def __init__(self, epoch, lr, lr_name="lr"):
+    def __init__(self, epoch, lr, lr_name="lr", loss=None):
         self.epoch = epoch
         self.lr = lr
+        self.loss = loss
         super().__init__(
             f"training diverged in epoch {epoch}: the loss became NaN or infinite at "
             f"{lr_name}={lr:g}. The model keeps its weights from the start of that epoch; "
@@ -144,41 +152,97 @@ def zero_weight_error(err, epoch):
                       "Use larger batches, or fewer zero weights.")
 
 
-def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng, shuffle=True,
-               on_epoch=None):
-    """Run ``epochs`` epochs of ``backend`` with divergence handling.
+def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng=None, shuffle=True,
+               on_epoch=None, reorder=None, stopping=None, data_div=1.0):
+    """Run up to ``epochs`` epochs of ``backend``: the one epoch driver.
 
-    ``on_epoch(epoch, loss, seconds)`` is called after each epoch; a true return value
-    stops training. Returns the list of per-epoch losses. Raises :class:`DivergenceError`
-    (non-finite loss) or ``ValueError`` (a mini-batch whose sample weights sum to 0) after
-    restoring the state from the start of the failing epoch.
+    Parameters
+    ----------
+    backend : module
+        A backend of :func:`nnopt_fast.kernels.get_backend`.
+    cfg : TrainConfig
+    state : TrainState
+    X, T, sw : ndarray
+        Inputs, kernel targets and sample weights (or None), as ``run_epoch`` takes them.
+    epochs : int
+    lr : float or schedule
+        A constant rate, or a schedule of :mod:`nnopt_fast.train.schedules`: its ``rate``
+        is read before every epoch and ``epoch_end(n_samples)`` called after it.
+    rng : numpy.random.Generator or None
+        Draws each epoch's sample order when ``shuffle`` is true and ``reorder`` is None.
+    shuffle : bool
+    on_epoch : callable or None
+        ``on_epoch(epoch, loss, seconds)`` after every epoch; a true return value stops
+        training after that epoch.
+    reorder : callable or None
+        ``reorder(order) -> order``: the next epoch's sample order (int64) from the last
+        one, replacing ``rng``'s draws.
+    stopping : NoImprovement or None
+        A stopping rule, updated after ``on_epoch`` with the epoch's loss; at a plateau it
+        asks the schedule whether to stop.
+    data_div : float
+        The epoch's loss is ``(data / data_div + penalty) / n_samples``.
+
+    Returns
+    -------
+    list of float
+        The loss of every epoch run.
+
+    Raises
+    ------
+    DivergenceError
+        Non-finite loss or weights, after restoring the state of the start of the epoch.
+    ValueError
+        A mini-batch whose sample weights sum to 0; the state is restored likewise.
+    KeyboardInterrupt
+        Also after restoring the state of the start of the interrupted epoch.
     """
     m = X.shape[0]
+    schedule = lr if is_schedule(lr) else Constant(lr)
+    if reorder is None:
+        if shuffle:
+            def reorder(order):
+                return rng.permutation(m).astype(np.int64)
+        else:
+            def reorder(order):
+                return order
+    order = np.arange(m, dtype=np.int64)
     losses = []
     # BLAS, OpenMP and Numba threads for this run; restored on exit, also on errors.
     with thread_budget(cfg, backend, m) as cfg:
         for epoch in range(1, epochs + 1):
-            perm = (rng.permutation(m).astype(np.int64) if shuffle
-                    else np.arange(m, dtype=np.int64))
+            order = reorder(order)
             snap = state.snapshot()
+            rate = schedule.rate
             t0 = time.perf_counter()
             # Overflow on the way to a divergence is reported once, by DivergenceError below.
             try:
                 with np.errstate(over="ignore", invalid="ignore"):
-                    data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, perm,
-                                                                   lr, state.step)
+                    data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, order,
+                                                                   rate, state.step)
             except ZeroDivisionError as err:
                 state.restore(snap)
                 raise zero_weight_error(err, epoch) from err
+            except KeyboardInterrupt:
+                state.restore(snap)
+                raise
             secs = time.perf_counter() - t0
-            loss = (data + pen) / m
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss = (data / data_div + pen) / m
             if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
                 state.restore(snap)
-                raise DivergenceError(epoch, lr)
+                # A kernel that stops at a divergence returns partial sums, not a loss.
+                raise DivergenceError(epoch, rate, loss=loss if status == 0 else np.nan)
             state.step += n_steps
             state.t += n_steps
             losses.append(loss)
-            if on_epoch is not None and on_epoch(epoch, loss, secs):
+            stop = on_epoch is not None and on_epoch(epoch, loss, secs)
+            if stopping is not None:
+                stopping.update(loss)
+            schedule.epoch_end(m)
+            if stopping is not None and stopping.exhausted and stopping.settle(schedule):
+                stop = True
+            if stop:
                 break
     return losses
 
@@ -187,7 +251,7 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
           l2=0.0, l1=0.0, l1_method="subgradient", dropout=0.0, shuffle=True,
           random_state=None, backend="auto", n_threads=1, parallel="sync", X_val=None,
           y_val=None, callbacks=None, verbose=False, sample_weight=None, beta1=0.9,
-          beta2=0.999, epsilon=1e-8, thread_mode="auto"):
+          beta2=0.999, epsilon=1e-8, thread_mode="auto", class_weight=None):
     """Train ``net`` in place by mini-batch gradient descent and return its history.
 
     Parameters
@@ -242,6 +306,12 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
         threads take turns at the batches), ``"blas"`` the one-thread epoch with
         multithreaded GEMMs, ``"auto"`` picks by the size of a step (see
         ``docs/threads.md``). Ignored with one thread.
+    class_weight : None, "balanced" or dict
+        Weights of the classes 0..K-1 of a softmax output (or 0/1 of a single logistic
+        output), multiplied into ``sample_weight``: a dict maps a class to its weight
+        (absent classes weigh 1), ``"balanced"`` weighs class k by
+        ``n_samples / (n_classes_present * count_k)``. Training with ``class_weight``
+        equals, bit for bit, training with the product as ``sample_weight``.
 
     Returns
     -------
@@ -269,7 +339,7 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     if m == 0:
         raise ValueError("X must have at least one sample")
     T = check_targets(y, net.output, net.layer_sizes[-1], m, net.dtype)
-    sw = check_sample_weight(sample_weight, m, net.dtype)
+    sw = _sample_weights(net, T, sample_weight, class_weight, m)
     have_val = X_val is not None or y_val is not None
     if have_val:
         if X_val is None or y_val is None:
@@ -308,6 +378,23 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     finally:
         bar(None, None)
     return hist
+
+
+def _sample_weights(net, T, sample_weight, class_weight, m):
+    """``sample_weight`` times the class weights of the targets T, in the model's dtype."""
+    if class_weight is None:
+        return check_sample_weight(sample_weight, m, net.dtype)
+    n_out = net.layer_sizes[-1]
+    if net.output == "softmax":
+        labels, n_classes = T, n_out
+    elif net.output == "logistic" and n_out == 1:
+        labels, n_classes = T[:, 0].astype(np.int64), 2
+    else:
+        raise ValueError(f"class_weight needs a softmax output or a single logistic output "
+                         f"(labels 0..K-1); this model has a {net.output!r} output of "
+                         f"{n_out} units")
+    weights = check_class_weight(class_weight, labels, range(n_classes))
+    return weigh_samples(sample_weight, weights, labels, m, net.dtype)
 
 
 def _progress(total, verbose):

@@ -1,4 +1,5 @@
-"""Training configuration and the buffers allocated once per ``train`` call."""
+"""Training configuration, the buffers allocated once per ``train`` call, and the optimizer
+state kept between calls."""
 
 from dataclasses import dataclass
 
@@ -110,6 +111,46 @@ class TrainState:
 
     def restore(self, snap):
         self.params[...], self.velocity[...], self.m[...], self.v[...] = snap
+
+
+class OptimizerState:
+    """Optimizer buffers and learning rate kept between training calls.
+
+    What a :class:`TrainState` loses when its call ends and the next ``partial_fit``,
+    warm start or saved file needs to continue exactly: the momentum velocity, Adam's
+    moments and step count, and the current learning rate of the schedule.
+
+    Parameters
+    ----------
+    kind : {"sgd", "momentum", "nesterov", "adam"}
+    learning_rate : float
+
+    Attributes
+    ----------
+    velocity, m, v : ndarray of shape (n_params,) or (0,), or None
+        None until :meth:`save_from` first runs.
+    t : int
+        Adam updates done so far.
+    """
+
+    def __init__(self, kind, learning_rate):
+        self.kind = kind
+        self.learning_rate = float(learning_rate)
+        self.velocity = self.m = self.v = None
+        self.t = 0
+
+    def load_into(self, state):
+        """Copy the saved buffers into a fresh :class:`TrainState` of the same layout."""
+        for name in ("velocity", "m", "v"):
+            saved = getattr(self, name)
+            if saved is not None and saved.shape == getattr(state, name).shape:
+                getattr(state, name)[...] = saved
+        state.t = self.t
+
+    def save_from(self, state):
+        """Keep copies of ``state``'s buffers."""
+        self.velocity, self.m, self.v = state.velocity.copy(), state.m.copy(), state.v.copy()
+        self.t = state.t
 
 
 def _offset(view, base):
