@@ -1,7 +1,5 @@
 """scikit-learn drop-in MLPClassifier / MLPRegressor trained by nnopt_fast's kernels."""
 
-import contextlib
-import os
 import warnings
 from numbers import Integral, Real
 
@@ -30,7 +28,7 @@ from .kernels import get_backend
 from .kernels import reference as ref
 from .model.mlp import MLP
 from .train.loop import DivergenceError, make_config, zero_weight_error
-from .train.threads import thread_budget
+from .train.threads import default_estimator_threads, limit_thread_pools, thread_budget
 from .train.state import TrainState
 
 __all__ = ["MLPClassifier", "MLPRegressor", "ScalingWarning", "FitDivergenceError"]
@@ -80,21 +78,7 @@ class _OptimizerState:
 
 def _n_threads_default():
     """Threads for one fit when ``n_threads=None`` (see the estimators' docstring)."""
-    from joblib.parallel import get_active_backend
-
-    backend, _ = get_active_backend()
-    if getattr(backend, "nesting_level", 0) > 0:
-        # Inside a joblib worker (GridSearchCV(n_jobs=2), cross_val_score(n_jobs=...)):
-        # the other workers already use the other cores.
-        return 1
-    # joblib's process workers and Dask's workers export OMP_NUM_THREADS (cores / n_jobs,
-    # and 1 by default for Dask): honour it.
-    cores = os.cpu_count() or 1
-    try:
-        env = int(os.environ.get("OMP_NUM_THREADS", ""))
-    except ValueError:
-        env = 0
-    return max(1, min(cores, env)) if env > 0 else cores
+    return default_estimator_threads()
 
 
 def _thread_budget(n_threads):
@@ -103,11 +87,7 @@ def _thread_budget(n_threads):
     The GEMMs of a backend (and of the lbfgs loss) run on a BLAS whose own pool would
     otherwise take every core, on top of the other joblib workers' fits.
     """
-    if n_threads >= (os.cpu_count() or 1):
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=n_threads)
+    return limit_thread_pools(n_threads)
 
 
 def _scaling_report(X):

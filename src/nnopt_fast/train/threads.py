@@ -1,16 +1,18 @@
-"""The one owner of a training run's thread budget: OpenMP/Numba threads versus BLAS threads."""
+"""The one owner of the process's thread settings: cores, ``n_threads``, BLAS, OpenMP, Numba."""
 
 import contextlib
 import dataclasses
 import os
 import sys
+import warnings
 
 from threadpoolctl import threadpool_limits
 
 from .._validation import check_scalar
 
-__all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget",
-           "WORK_THRESHOLDS", "PARALLEL_BACKENDS"]
+__all__ = ["available_cores", "resolve_n_threads", "default_estimator_threads",
+           "choose_mode", "thread_budget", "limit_thread_pools", "WORK_THRESHOLDS",
+           "PARALLEL_BACKENDS"]
 
 #: Per backend, the multiply-adds of one step's forward GEMMs (batch rows x weights) from
 #: which ``thread_mode="auto"`` uses more than one thread, as ``(hogwild, blas, data)``:
@@ -35,41 +37,95 @@ WORK_THRESHOLDS = {
 }
 
 
+# --------------------------------------------------------------------------- cores, n_threads
 def available_cores():
-    """CPUs this process may run on (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPUs this process may run on: its affinity mask, at least 1.
+
+    ``os.process_cpu_count()`` where Python has it (3.13+; it also honours
+    ``PYTHON_CPU_COUNT``), else ``len(os.sched_getaffinity(0))``, else ``os.cpu_count()``.
+    So ``taskset -c 0``, a container's cpuset or ``os.sched_setaffinity`` count, and a CPU
+    quota without a cpuset does not. Read again on every call: the mask can change while
+    the process runs (~0.3 us).
+    """
+    count = getattr(os, "process_cpu_count", None)
+    if count is not None:
+        n = count()
+    else:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # not Linux
+            n = os.cpu_count()
+    return max(1, n or 1)
 
 
-def resolve_n_threads(n_threads):
-    """Validate ``n_threads``: None means every available core.
+def resolve_n_threads(n_threads, name="n_threads"):
+    """The thread count a run uses when asked for ``n_threads``.
 
     Parameters
     ----------
-    n_threads : int >= 1 or None
+    n_threads : int >= 1, -1 or None
+        ``None`` and ``-1`` mean every available core (:func:`available_cores`).
+    name : str
+        The argument's name in messages.
 
     Returns
     -------
     int
+        Between 1 and :func:`available_cores`.
+
+    Warns
+    -----
+    UserWarning
+        When ``n_threads`` is more than the available cores, which is then what the run
+        gets (the message names both numbers). A model saved on a larger machine keeps
+        training on a smaller one.
 
     Raises
     ------
-    ValueError
-        If ``n_threads`` is below 1 or above :func:`available_cores` (more threads than
-        cores only oversubscribes: no clamp, so a typo is not silently ignored).
     TypeError
-        If ``n_threads`` is not an integer.
+        If ``n_threads`` is not an integer or None.
+    ValueError
+        If ``n_threads`` is 0 or negative other than -1.
     """
     cores = available_cores()
     if n_threads is None:
         return cores
-    n = check_scalar(n_threads, "n_threads", kind="int", low=1)
+    n = check_scalar(n_threads, name, kind="int")
+    if n == -1:
+        return cores
+    if n < 1:
+        raise ValueError(f"{name} must be a positive integer, or -1 or None for all "
+                         f"{cores} available cores, got {n}")
     if n > cores:
-        raise ValueError(f"n_threads must be between 1 and the {cores} available cores, "
-                         f"got {n}")
+        warnings.warn(f"{name}={n} asks for more threads than this process has cores "
+                      f"({cores} available): using {cores}", UserWarning, stacklevel=2)
+        return cores
     return n
+
+
+def default_estimator_threads():
+    """Threads of one estimator fit with ``n_threads=None``.
+
+    1 inside a joblib worker (``GridSearchCV(n_jobs=2)``, ``cross_val_score(n_jobs=2)``:
+    the other workers already hold the other cores); else ``OMP_NUM_THREADS`` when it is
+    a positive integer (joblib's process workers and Dask's workers export it), at most
+    the available cores; else every available core.
+
+    Returns
+    -------
+    int
+    """
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if getattr(backend, "nesting_level", 0) > 0:
+        return 1
+    cores = available_cores()
+    try:
+        env = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        env = 0
+    return min(cores, env) if env > 0 else cores
 
 
 #: Backends with a multithreaded epoch (``cfg.n_threads > 1`` in their ``run_epoch``).
@@ -171,3 +227,29 @@ def thread_budget(cfg, backend=None, n_samples=None):
         finally:
             if saved is not None:
                 saved[0].set_num_threads(saved[1])
+
+
+@contextlib.contextmanager
+def limit_thread_pools(n_threads):
+    """Hold BLAS and OpenMP to ``n_threads`` while work that calls BLAS from Python runs.
+
+    For a run that is not an epoch of a backend (the estimators' lbfgs solver): below the
+    available cores every pool threadpoolctl finds gets ``n_threads`` threads; at all
+    cores they are left as they are. Set back on exit.
+
+    Parameters
+    ----------
+    n_threads : int >= 1, -1 or None
+        As in :func:`resolve_n_threads`.
+
+    Yields
+    ------
+    int
+        The thread count.
+    """
+    n = resolve_n_threads(n_threads)
+    if n >= available_cores():
+        yield n
+        return
+    with threadpool_limits(limits=n):
+        yield n
