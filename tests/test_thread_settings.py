@@ -2,20 +2,24 @@
 
 import inspect
 import os
+import sys
+import types
 import warnings
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import nnopt_fast as nf
 from nnopt_fast.kernels import get_backend
 from nnopt_fast.train import threads
+from nnopt_fast.train.state import TrainConfig
 from nnopt_fast.train.threads import (
     available_cores,
     default_estimator_threads,
     limit_thread_pools,
     resolve_n_threads,
+    thread_budget,
 )
 
 needs_2_cores = pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores")
@@ -152,7 +156,24 @@ def test_saved_model_with_more_threads_than_cores_trains_on(tmp_path, rng):
         np.testing.assert_array_equal(a, b)
 
 
-# --------------------------------------------------------------------------- pools
+# --------------------------------------------------------------------------- shared BLAS count
+@needs_2_cores
+def test_blas_count_is_shared_and_restored_in_any_order():
+    be = get_backend("cython")
+    blas_run = TrainConfig(layer_sizes=(64, 32, 10), batch_size=32, n_threads=2,
+                           thread_mode="blas")
+    with threadpool_limits(limits=1, user_api="blas"):  # the process's own setting
+        first, second = thread_budget(blas_run, be), thread_budget(blas_run, be)
+        first.__enter__()
+        assert set(_counts("blas")) == {2}  # alone: what the run asked for
+        second.__enter__()
+        assert set(_counts("blas")) == {1}  # two runs: one BLAS thread per call
+        first.__exit__(None, None, None)  # the first one out is not the last one in
+        assert set(_counts("blas")) == {2}
+        second.__exit__(None, None, None)
+        assert set(_counts("blas")) == {1}  # as it was before the first run
+
+
 @needs_2_cores
 def test_limit_thread_pools_holds_blas_and_openmp_then_restores():
     get_backend("cython")  # its OpenMP runtime is loaded
@@ -166,3 +187,27 @@ def test_limit_thread_pools_holds_blas_and_openmp_then_restores():
     with limit_thread_pools(None) as n:
         assert n == available_cores()
         assert _counts("blas") == blas_before and _counts("openmp") == omp_before
+
+
+def test_the_library_scan_is_cached(monkeypatch):
+    scans = []
+    real = threads.threadpoolctl.ThreadpoolController
+
+    def counting():
+        scans.append(1)
+        return real()
+
+    be = get_backend("cython")
+    threads._pools()
+    monkeypatch.setattr(threads.threadpoolctl, "ThreadpoolController", counting)
+    cfg = TrainConfig(layer_sizes=(4, 3, 2), batch_size=4, n_threads=1)
+    for _ in range(20):
+        with thread_budget(cfg, be):
+            pass
+    assert scans == []
+    # An import may load a new native library: the next run scans again, once.
+    monkeypatch.setitem(sys.modules, "nnopt_fast_test_new_module", types.ModuleType("m"))
+    for _ in range(3):
+        with thread_budget(cfg, be):
+            pass
+    assert scans == [1]
