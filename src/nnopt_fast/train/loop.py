@@ -249,7 +249,7 @@ def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng=None, shuffle=T
 
 def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentum=0.9,
           l2=0.0, l1=0.0, l1_method="subgradient", dropout=0.0, shuffle=True,
-          random_state=None, backend="auto", n_threads=1, parallel="sync", X_val=None,
+          random_state=None, backend="auto", n_threads=None, parallel="sync", X_val=None,
           y_val=None, callbacks=None, verbose=False, sample_weight=None, beta1=0.9,
           beta2=0.999, epsilon=1e-8, thread_mode="auto", class_weight=None):
     """Train ``net`` in place by mini-batch gradient descent and return its history.
@@ -284,8 +284,12 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     random_state : int, numpy Generator or None
         Seeds the shuffling and the dropout masks.
     backend : {"auto", "cython", "numba", "numpy"}
-    n_threads : int >= 1 or None
-        Threads for the training step (``None``: all cores).
+    n_threads : int >= 1, -1 or None, default=None
+        Threads for the training step. ``None`` and ``-1`` mean every core this process
+        may run on (its affinity mask); more than that is clamped to it, with a warning.
+        How many of them a run really uses is decided by ``thread_mode``: by default
+        small steps keep to one thread, so that more threads never make a run slower
+        (``docs/threads.md``).
     parallel : {"sync", "hogwild"}
         With ``n_threads > 1``: deterministic synchronous steps (the same result as one
         thread up to summation order, bit-identical from run to run), or lock-free
