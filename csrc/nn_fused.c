@@ -91,6 +91,7 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #define NN_EPS FLT_EPSILON
 #define NN_I int32_t
 #include "nn_fused_impl.h"
+#include "nn_loss_impl.h"
 #include "nn_small_impl.h"
 #undef NN_I
 #undef NN_T
@@ -112,6 +113,7 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #define NN_EPS DBL_EPSILON
 #define NN_I int64_t
 #include "nn_fused_impl.h"
+#include "nn_loss_impl.h"
 #include "nn_small_impl.h"
 #undef NN_I
 #undef NN_T

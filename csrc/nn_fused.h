@@ -83,6 +83,15 @@ double nn_squared_error_f64(double *dZ, const double *Z, const double *b, const 
                             const int64_t *idx, const double *sw, ptrdiff_t n_rows,
                             ptrdiff_t n_cols);
 
+/* Z <- the output layer's activation of Z in place: softmax row by row, logistic, or
+ * nothing (identity); output is an NN_OUT_* code. */
+void nn_output_activation_f32(int output, float *Z, ptrdiff_t n_rows, ptrdiff_t n_cols);
+void nn_output_activation_f64(int output, double *Z, ptrdiff_t n_rows, ptrdiff_t n_cols);
+
+/* Whether all n values are finite. */
+int nn_all_finite_f32(const float *x, ptrdiff_t n);
+int nn_all_finite_f64(const double *x, ptrdiff_t n);
+
 /* out[j] = scale * sum_i D[i, j]. */
 void nn_colsum_f32(float *out, const float *D, ptrdiff_t n_rows, ptrdiff_t n_cols, float scale);
 void nn_colsum_f64(double *out, const double *D, ptrdiff_t n_rows, ptrdiff_t n_cols,

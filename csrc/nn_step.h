@@ -63,6 +63,18 @@ static inline ptrdiff_t nn_D(const nn_plan *p, int l) { return (ptrdiff_t)p->wor
 /* Whether hidden layer l drops units (it then has a mask block). */
 static inline int nn_has_dropout(const nn_plan *p, int l) { return p->work_offsets[4 * l + 2] >= 0; }
 
+/* A network for inference: its layer sizes and activations, and where its weights are
+ * (any memory: one buffer, or an array per layer). */
+typedef struct {
+    int n_layers;
+    int activation;        /* NN_ACT_* of the hidden layers */
+    int output;            /* NN_OUT_*: the output layer's activation */
+    ptrdiff_t block_rows;  /* rows per block: the workspace holds 2 x block_rows x widest */
+    const int64_t *sizes;  /* [n_layers + 1] */
+    const void *const *weights;  /* [n_layers]: W_l, (sizes[l-1], sizes[l]) row-major */
+    const void *const *biases;   /* [n_layers]: b_l, (sizes[l],) */
+} nn_net;
+
 /* The epoch's sample order, learning rate and counters, and the stop flag it polls. */
 typedef struct {
     const int64_t *perm;
@@ -130,6 +142,12 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res);
     void nn_hogwild_worker##S(const nn_plan *p, nn_state##S *st, const nn_data##S *data,    \
                               const nn_epoch *ep, T *work, T *grads, nn_team *team,         \
                               int tid);                                                     \
+    /* The forward pass of rows X (n_rows, sizes[0]) through net, block by block: out      \
+     * (n_rows, sizes[L]) gets Z, or the output layer's activation of it if               \
+     * apply_output; work holds 2 x block_rows x (widest hidden layer). Returns            \
+     * NN_STATUS_NONFINITE, having checked every row, if X holds NaN or infinity. */       \
+    int nn_forward##S(const nn_net *net, const T *X, ptrdiff_t n_rows, int apply_output,     \
+                      T *out, T *work);                                                     \
     /* out = g(A W + b): A (n, k), W (k, c), b (c,), out (n, c), activation act. */        \
     void nn_dense_forward##S(const T *A, const T *W, const T *b, ptrdiff_t n, ptrdiff_t k,    \
                              ptrdiff_t c, int act, T *out);                                 \

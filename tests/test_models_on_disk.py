@@ -12,6 +12,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 import nnopt_fast as nf
+from nnopt_fast.kernels import reference as ref
+from tolerances import KERNEL_RTOL
 from nnopt_fast import MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -158,10 +160,23 @@ def test_files_of_format_1_still_load():
     X = expected["X"]
     clf = nf.load(DATA / "classifier_v1.npz")
     assert isinstance(clf, MLPClassifier) and clf.dropout == 0.1
-    np.testing.assert_array_equal(clf.predict_proba(X), expected["classifier_proba"])
+    # The weights load exactly: the reference forward pass that made the predictions then
+    # makes them again, bit for bit ...
+    Z = np.empty((X.shape[0], clf.coefs_[-1].shape[1]), X.dtype)
+    ref.forward(clf.coefs_, clf.intercepts_, clf.activation, X, Z)
+    np.testing.assert_array_equal(ref.output_activation(clf.out_activation_, Z),
+                                  expected["classifier_proba"])
+    # ... and the compiled one, which predict_proba runs now, to the kernels' rounding.
+    np.testing.assert_allclose(clf.predict_proba(X), expected["classifier_proba"],
+                               rtol=KERNEL_RTOL[X.dtype], atol=0)
     np.testing.assert_array_equal(clf.predict(X), expected["classifier_pred"])
     assert clf.get_params()["class_weight"] is None  # a parameter added since
     reg = nf.load(DATA / "regressor_v1.npz")
     assert isinstance(reg, MLPRegressor) and reg.early_stopping
-    np.testing.assert_array_equal(reg.predict(X), expected["regressor_pred"])
+    Z = np.empty((X.shape[0], reg.coefs_[-1].shape[1]), X.dtype)
+    ref.forward(reg.coefs_, reg.intercepts_, reg.activation, X, Z)
+    np.testing.assert_array_equal(Z.reshape(expected["regressor_pred"].shape),
+                                  expected["regressor_pred"])
+    np.testing.assert_allclose(reg.predict(X), expected["regressor_pred"],
+                               rtol=KERNEL_RTOL[X.dtype], atol=1e-15)
     clf.partial_fit(X, clf.predict(X))  # and it trains on

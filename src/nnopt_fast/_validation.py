@@ -18,11 +18,13 @@ def check_dtype(dtype):
     return dt
 
 
-def check_X(X, dtype, name="X", n_features=None):
+def check_X(X, dtype, name="X", n_features=None, finite=True):
     """Validate a 2-D finite numeric array and return a C-contiguous copy-or-view in ``dtype``.
 
     The caller's array is never modified: a new array is made whenever the dtype or the
     memory layout differs (float16, integers, Fortran order, strided views).
+    ``finite=False`` leaves the NaN/infinity check to the caller (the compiled forward
+    pass makes it while it reads X).
     """
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
         X = X.toarray()
@@ -35,7 +37,7 @@ def check_X(X, dtype, name="X", n_features=None):
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if arr.size and not np.isfinite(arr).all():
+    if finite and arr.size and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(

@@ -1,13 +1,41 @@
-"""The estimators' forward pass: inference, validation scores and the L-BFGS loss use it."""
+"""The estimators' forward pass: inference and validation scores run it compiled."""
+
+import weakref
 
 import numpy as np
 import scipy.sparse
 
 from ..kernels import reference as ref
+from ..kernels.inference import Network
+
+#: The compiled network of each estimator, keyed by the estimator (kept off the
+#: estimator itself, so pickling, cloning and skops never see it).
+_NETWORKS = weakref.WeakKeyDictionary()
+
+
+def network(coefs, intercepts, activation, output="identity", owner=None):
+    """The compiled forward pass of these weights (:class:`~nnopt_fast.kernels.inference.Network`).
+
+    With ``owner`` (an estimator), it is built once and reused while the estimator holds
+    the same weight arrays, activation and output.
+    """
+    coefs = [np.ascontiguousarray(W) for W in coefs]
+    dtype = coefs[0].dtype if coefs[0].dtype in (np.float32, np.float64) else np.float64
+    coefs = [np.ascontiguousarray(W, dtype) for W in coefs]
+    intercepts = [np.ascontiguousarray(b, dtype) for b in intercepts]
+    if owner is None:
+        return Network(coefs, intercepts, activation, output)
+    cached = _NETWORKS.get(owner)
+    if (cached is None or cached[0] != (activation, output) or len(cached[1].coefs) != len(coefs)
+            or any(a is not b for a, b in zip(cached[1].coefs + cached[1].intercepts,
+                                               coefs + intercepts))):
+        cached = ((activation, output), Network(coefs, intercepts, activation, output))
+        _NETWORKS[owner] = cached
+    return cached[1]
 
 
 def forward(coefs, intercepts, X, activation):
-    """Output-layer pre-activations of the network for X.
+    """Output-layer pre-activations of the network for X, by the compiled forward pass.
 
     Parameters
     ----------
@@ -21,14 +49,9 @@ def forward(coefs, intercepts, X, activation):
     -------
     Z : ndarray of shape (n_samples, n_outputs), X's dtype (a new array)
     """
-    A = X
-    last = len(coefs) - 1
-    for l, (W, b) in enumerate(zip(coefs, intercepts)):
-        out = np.empty((A.shape[0], W.shape[1]), dtype=X.dtype)
-        ref.dense_forward(A, np.asarray(W, X.dtype), np.asarray(b, X.dtype),
-                          activation if l < last else "identity", out)
-        A = out
-    return A
+    net = network([np.asarray(W, X.dtype) for W in coefs],
+                  [np.asarray(b, X.dtype) for b in intercepts], activation)
+    return net(np.ascontiguousarray(X), apply_output=False)
 
 
 def as_dense(X, dtype=None):

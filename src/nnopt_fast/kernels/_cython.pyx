@@ -3,9 +3,12 @@
 kernels' typed bodies (``csrc/``; arguments are validated by ``kernels.dispatch``)."""
 
 from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport free, malloc
 
 cimport numpy as cnp
 from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+import numpy as _np
 
 cnp.import_array()
 
@@ -33,6 +36,16 @@ cdef extern from "nn_step.h" nogil:
         const uint64_t *drop_threshold
         const double *keep_inv
         double l2, l1, penalty_div, momentum, beta1, beta2, adam_epsilon
+    ctypedef struct nn_net:
+        int n_layers, activation, output
+        Py_ssize_t block_rows
+        const int64_t *sizes
+        const void **weights
+        const void **biases
+    int nn_forward_f32(const nn_net *net, const float *X, Py_ssize_t n_rows, int apply_output,
+                       float *out, float *work)
+    int nn_forward_f64(const nn_net *net, const double *X, Py_ssize_t n_rows,
+                       int apply_output, double *out, double *work)
     ctypedef struct nn_epoch:
         const int64_t *perm
         Py_ssize_t n_perm
@@ -308,6 +321,67 @@ cdef class Epoch:
             else:
                 nn_hogwild_worker_f64(&self.plan.c, &self.st64, &self.d64, &self.ep,
                                       <double *>w, <double *>g, team.c, tid)
+
+
+# ---------------------------------------------------------------------------
+# inference
+# ---------------------------------------------------------------------------
+cdef class Net:
+    """A network for the compiled forward pass (``nn_forward``): its layers' weights
+    (C-contiguous arrays of one dtype, kept referenced), activation codes and a workspace
+    of two blocks of ``block_rows`` rows of its widest hidden layer."""
+
+    cdef nn_net c
+    cdef const void **pointers
+    cdef object keep
+    cdef object work
+    cdef bint single
+    cdef readonly object dtype
+
+    def __cinit__(self, coefs, intercepts, int activation, int output,
+                  Py_ssize_t block_rows=256):
+        cdef Py_ssize_t L = len(coefs), l
+        sizes = _np.array([coefs[0].shape[0]] + [W.shape[1] for W in coefs], dtype=_np.int64)
+        self.pointers = <const void **>malloc(2 * L * sizeof(void *))
+        if self.pointers == NULL:
+            raise MemoryError("cannot allocate the network's pointer table")
+        for l in range(L):
+            self.pointers[l] = _ptr(coefs[l])
+            self.pointers[L + l] = _ptr(intercepts[l])
+        self.keep = (tuple(coefs), tuple(intercepts), sizes)
+        self.dtype = coefs[0].dtype
+        self.single = self.dtype.itemsize == 4
+        widest = max([1] + [int(n) for n in sizes[1:-1]])
+        self.work = _np.empty(2 * block_rows * widest, dtype=self.dtype)
+        self.c.n_layers = L
+        self.c.activation = activation
+        self.c.output = output
+        self.c.block_rows = block_rows
+        self.c.sizes = <const int64_t *>_ptr(sizes)
+        self.c.weights = self.pointers
+        self.c.biases = self.pointers + L
+
+    def __dealloc__(self):
+        free(self.pointers)
+
+    def run(self, X, out, bint apply_output):
+        """``out`` <- the output layer's pre-activations (or activations) for rows X;
+        returns an ``STATUS`` code (``nonfinite``: X holds NaN or infinity)."""
+        cdef Py_ssize_t n = X.shape[0]
+        cdef void *x = _ptr(X)
+        cdef void *o = _ptr(out)
+        cdef void *w = _ptr(self.work)
+        cdef int status = NN_STATUS_OK
+        if n == 0 or o == NULL:
+            return status
+        with nogil:
+            if self.single:
+                status = nn_forward_f32(&self.c, <const float *>x, n, apply_output,
+                                        <float *>o, <float *>w)
+            else:
+                status = nn_forward_f64(&self.c, <const double *>x, n, apply_output,
+                                        <double *>o, <double *>w)
+        return status
 
 
 # ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from .codes import ACTIVATIONS
+from .codes import OUTPUTS
 from .dispatch import make_kernels
 from .epoch import make_run_epoch
 from .hashing import MASK64, dropout_threshold
@@ -108,14 +108,14 @@ def _penalty(coefs, l2, l1, div):
     return (0.5 * l2 * s2 + 0.5 * l1 * s1) / div
 
 
+def compile_network(coefs, intercepts, activation, output):
+    """The compiled forward pass of a network (weights C-contiguous, of one dtype; codes
+    of :mod:`nnopt_fast.kernels.codes`); ``.run(X, out, apply_output)``."""
+    return _cython.Net(coefs, intercepts, activation, output)
+
+
 def _forward(coefs, intercepts, act, X, out):
-    A = X
-    identity = ACTIVATIONS["identity"]
-    for l, (W, b) in enumerate(zip(coefs, intercepts)):
-        last = l == len(coefs) - 1
-        Z = out if last else np.empty((A.shape[0], W.shape[1]), dtype=X.dtype)
-        _cython.dense_forward(A, W, b, identity if last else act, Z)
-        A = Z
+    compile_network(coefs, intercepts, act, OUTPUTS["identity"]).run(X, out, False)
 
 
 _BODIES = {
