@@ -87,6 +87,10 @@ static inline int nn_slice_rows(ptrdiff_t nb, int s, int n_slices, ptrdiff_t *r0
     return *r1 > *r0;
 }
 
+/* The most threads a team may have (the features-layout sync epoch keeps a flag per
+ * thread on its stack). */
+#define NN_MAX_TEAM 1024
+
 /* Team tables are cut on 128 bytes: two cache lines (x86 cores prefetch lines in pairs). */
 #define NN_ALIGN_BYTES 128
 
@@ -111,6 +115,8 @@ static inline void nn_set_status(nn_team *team, int status)
 
 nn_team *nn_team_create(int n_threads)
 {
+    if (n_threads < 1 || n_threads > NN_MAX_TEAM)
+        return NULL;
     const size_t n_slots = (size_t)(n_threads + 1) * NN_SLOT;
     const size_t bytes = sizeof(nn_team) + n_slots * sizeof(double) + 2 * NN_ALIGN_BYTES;
     char *raw = malloc(bytes);

@@ -104,6 +104,13 @@ typedef struct {
     char pad[116];
     /* (n_threads + 1) slots: slot t for thread t, the last one for the epoch's sums */
     double *slots;
+    /* Per-thread buffers of the features-layout sync epoch, rows of two arrays of the
+     * model's type: thread t's workspace at thread_work + t work_stride, its gradient
+     * sums at thread_grads + t grads_stride (strides in elements). */
+    void *thread_work;
+    ptrdiff_t work_stride;
+    void *thread_grads;
+    ptrdiff_t grads_stride;
 } nn_team;
 
 /* A team of n_threads with its slot table, 128-byte aligned; NULL if out of memory. */
@@ -134,7 +141,9 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res);
     int nn_epoch_serial##S(const nn_plan *p, nn_state##S *st, const nn_data##S *data,       \
                            const nn_epoch *ep, T *work, nn_result *res);                    \
     /* Thread tid of a deterministic data-parallel epoch: every batch split into          \
-     * n_threads row slices, then each thread steps its rows of every W. */                 \
+     * n_threads row slices, then each thread steps its rows of every W. In the features    \
+     * layout each slice runs in the thread's own workspace and gradient buffer (the       \
+     * team's), and each thread sums the slices' gradients of its rows in slice order. */  \
     void nn_sync_worker##S(const nn_plan *p, nn_state##S *st, const nn_data##S *data,       \
                            const nn_epoch *ep, T *work, nn_team *team, int tid);            \
     /* Thread tid of a Hogwild epoch: batches tid, tid + n_threads, ... without locks,      \

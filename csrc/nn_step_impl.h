@@ -370,9 +370,110 @@ int NN_S(nn_epoch_serial)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_da
     return NN_STATUS_OK;
 }
 
+/* Gradient sums of parameters a .. b: the slices' buffers added in slice order (slices
+ * without rows skipped) into the shared gradient buffer. */
+static void NN_S(reduce_slices)(const nn_team *team, const NN_S(nn_state) *st, ptrdiff_t a,
+                                ptrdiff_t b, const int *has_rows)
+{
+    const NN_T *base = (const NN_T *)team->thread_grads;
+    int first = 1;
+    for (int s = 0; s < team->n_threads; s++) {
+        if (!has_rows[s])
+            continue;
+        const NN_T *g = base + s * team->grads_stride;
+        if (first)
+            for (ptrdiff_t j = a; j < b; j++)
+                st->grads[j] = g[j];
+        else
+            for (ptrdiff_t j = a; j < b; j++)
+                st->grads[j] += g[j];
+        first = 0;
+    }
+    if (first)
+        for (ptrdiff_t j = a; j < b; j++)
+            st->grads[j] = (NN_T)0;
+}
+
+/* The sync worker of the features layout (see nn_sync_worker). */
+static void NN_S(sync_worker_fm)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_data) *data,
+                                 const nn_epoch *ep, nn_team *team, int tid)
+{
+    const int T = team->n_threads;
+    const int want_penalty = p->l2 != 0.0 || p->l1 != 0.0;
+    double *mine = team->slots + NN_SLOT * tid, *sums = team->slots + NN_SLOT * T;
+    NN_T *work = (NN_T *)team->thread_work + tid * team->work_stride;
+    NN_S(nn_state) own = *st;
+    own.grads = (NN_T *)team->thread_grads + tid * team->grads_stride;
+    int has_rows[NN_MAX_TEAM];
+    ptrdiff_t start = 0, r0, r1;
+    int64_t k = 0;
+    while (start < ep->n_perm) {
+        const ptrdiff_t nb = nn_min(p->batch_size, ep->n_perm - start);
+        const int64_t *idx = ep->perm + start;
+        const double S = NN_S(batch_weight)(data->sw, idx, nb);
+        double ls = 0.0, lsum = 0.0, s2 = 0.0, s1 = 0.0;
+        if (S == 0.0) {
+            if (tid == 0)
+                team->status = NN_STATUS_ZERO_WEIGHT;
+            break;
+        }
+        if (nn_slice_rows(nb, tid, T, &r0, &r1)) {
+            const nn_rows rows = {idx + r0, r1 - r0, r0, ep->step0 + k};
+            if (NN_S(gradients)(p, &own, data, &rows, work, &ls))
+                ls = (double)NAN;
+        }
+        mine[0] = ls;
+        if (nn_bar_wait(&team->barrier, ep->stop + 1))
+            return;
+        for (int s = 0; s < T; s++) {
+            lsum += team->slots[NN_SLOT * s];
+            has_rows[s] = nn_slice_rows(nb, s, T, &r0, &r1);
+        }
+        if (!isfinite(lsum)) {
+            if (tid == 0)
+                team->status = NN_STATUS_NONFINITE;
+            break;
+        }
+        if (tid == 0)
+            sums[0] += (double)nb * (lsum / S);
+        const nn_coeffs c = nn_step_coeffs(p, S, ep->lr, ep->t0 + k + 1);
+        for (int l = 1; l <= p->n_layers; l++) {
+            const ptrdiff_t n_in = p->sizes[l - 1], n_out = p->sizes[l];
+            const ptrdiff_t grain = nn_row_grain(n_out, sizeof(NN_T));
+            const ptrdiff_t i0 = nn_cut(n_in, tid, T, grain), i1 = nn_cut(n_in, tid + 1, T, grain);
+            NN_S(reduce_slices)(team, st, nn_W(p, l) + i0 * n_out, nn_W(p, l) + i1 * n_out,
+                                has_rows);
+            NN_S(update_rows)(p, st, work, nb, l, i0, i1, &c, want_penalty ? &s2 : NULL, &s1);
+            if (l % T == tid) {
+                NN_S(reduce_slices)(team, st, nn_b(p, l), nn_b(p, l) + n_out, has_rows);
+                NN_S(update_bias)(p, st, work, nb, l, &c);
+            }
+        }
+        if (want_penalty)
+            mine[1] += (double)nb * nn_penalty_value(p, s2, s1, c.d);
+        if (tid == 0)
+            team->halt = ep->stop[0];
+        if (nn_bar_wait(&team->barrier, ep->stop + 1))
+            return;
+        k++;
+        start += nb;
+        if (team->halt) {
+            if (tid == 0)
+                team->status = NN_STATUS_INTERRUPTED;
+            break;
+        }
+    }
+    if (tid == 0)
+        sums[2] = (double)k;
+}
+
 void NN_S(nn_sync_worker)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_data) *data,
                           const nn_epoch *ep, NN_T *work, nn_team *team, int tid)
 {
+    if (p->layout == NN_LAYOUT_FEATURES) {
+        NN_S(sync_worker_fm)(p, st, data, ep, team, tid);
+        return;
+    }
     /* Per batch, two phases split by barriers. 1: slice s = tid of the batch (its rows
      * nb s / T .. nb (s+1) / T, cut on 16-row boundaries) runs forward and backward in
      * its rows of the batch workspace, with the dropout masks of the serial loop. 2: every

@@ -57,6 +57,10 @@ cdef extern from "nn_step.h" nogil:
         int64_t n_steps
     ctypedef struct nn_team:
         int n_threads
+        void *thread_work
+        Py_ssize_t work_stride
+        void *thread_grads
+        Py_ssize_t grads_stride
     nn_team *nn_team_create(int n_threads)
     void nn_team_destroy(nn_team *team)
     void nn_team_reset(nn_team *team)
@@ -217,6 +221,7 @@ cdef class Team:
     """The shared state of a threaded epoch's workers (``nn_team``): barrier, status, sums."""
 
     cdef nn_team *c
+    cdef object buffers
 
     def __cinit__(self, int n_threads):
         self.c = nn_team_create(n_threads)
@@ -228,6 +233,15 @@ cdef class Team:
 
     def reset(self):
         nn_team_reset(self.c)
+
+    def set_buffers(self, work, grads):
+        """Per-thread workspaces and gradient buffers (row t of each 2-D C-contiguous
+        array, of the model's dtype) for the features-layout sync epoch."""
+        self.buffers = (work, grads)
+        self.c.thread_work = _ptr(work)
+        self.c.work_stride = work.strides[0] // work.itemsize
+        self.c.thread_grads = _ptr(grads)
+        self.c.grads_stride = grads.strides[0] // grads.itemsize
 
     def result(self, bint hogwild):
         """``(data_loss, penalty_loss, n_steps, status)`` once every worker returned."""

@@ -8,7 +8,7 @@ from .codes import OUTPUTS
 from .dispatch import make_kernels
 from .epoch import make_run_epoch
 from .hashing import MASK64, dropout_threshold
-from .plan import use_small_kernels
+from .plan import LAYOUTS, use_small_kernels
 from .reference import DOCS, KERNELS
 from .reference.updates import adam_step_size
 from .team import run_team
@@ -180,6 +180,7 @@ class _Workspace:
         return team
 
     def hogwild_buffers(self, n_threads, n_params):
+        """A workspace and a gradient buffer per thread (rows of two arrays)."""
         if n_threads not in self._hogwild:
             self._hogwild[n_threads] = (
                 _aligned_zeros((n_threads, self.plan.work_size), self.dtype, _THREAD_ALIGN_BYTES),
@@ -215,17 +216,18 @@ def parallel_epoch(cfg, plan, state, data, perm, lr, step0, stop):
                                                   grads[tid, :state.params.size], tid),
                  n, stop)
     else:
+        if plan.layout == LAYOUTS["features"]:
+            # Each slice in a workspace and a gradient buffer of its own thread.
+            team.set_buffers(*ws.hogwild_buffers(n, state.params.size))
         run_team(lambda tid: epoch.sync_worker(team, ws.work, tid), n, stop)
     return team.result(hogwild)
 
 
 def layout(cfg):
     """The workspace layout of a configuration: the small-matrix kernels' ``features``
-    for narrow networks (:func:`nnopt_fast.kernels.plan.use_small_kernels`), except in
-    the sync threaded epoch, whose threads split each batch by rows; else ``rows``."""
-    sync_threads = cfg.n_threads > 1 and cfg.parallel == "sync"
-    small = use_small_kernels(cfg.layer_sizes, cfg.batch_size)
-    return "features" if small and not sync_threads else "rows"
+    for narrow networks (:func:`nnopt_fast.kernels.plan.use_small_kernels`), else
+    ``rows``."""
+    return "features" if use_small_kernels(cfg.layer_sizes, cfg.batch_size) else "rows"
 
 
 run_epoch = make_run_epoch(serial_epoch, parallel_epoch, layout)
