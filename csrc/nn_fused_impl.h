@@ -125,7 +125,7 @@ NN_S(nn_bias_act_dropout_body)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b, ptrdiff
 {
     /* Unit (row0 + i, j) is hash counter (row0 + i) n_cols + j + 1: flat element f of the
      * block is counter row0 n_cols + f + 1, so the flat loop keeps the masks. */
-    const uint64_t e0 = (uint64_t)row0 * (uint64_t)n_cols + 1u;
+    const uint64_t e0 = (uint64_t)row0 * (uint64_t)n_cols + 1u, z0 = e0 * NN_GOLDEN + key;
     if (n_cols < NN_FLAT_COLS) {
         NN_T tile[NN_TILE_MAX];
         const ptrdiff_t len = NN_S(nn_bias_tile)(tile, b, n_cols), n = n_rows * n_cols;
@@ -134,7 +134,8 @@ NN_S(nn_bias_act_dropout_body)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b, ptrdiff
             const ptrdiff_t cnt = n - f < len ? n - f : len;
             for (ptrdiff_t k = 0; k < cnt; k++) {
                 const NN_T hv = NN_S(nn_act)(h[k] + tile[k], act);
-                const NN_T mv = nn_dropout_kept(key, e0 + (uint64_t)(f + k), thr) ? scale : (NN_T)0;
+                const NN_T mv = nn_dropout_kept_z(z0 + (uint64_t)(f + k) * NN_GOLDEN, thr)
+                                    ? scale : (NN_T)0;
                 h[k] = hv;
                 m[k] = mv;
                 a[k] = hv * mv;
@@ -144,10 +145,10 @@ NN_S(nn_bias_act_dropout_body)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b, ptrdiff
     }
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         NN_T *h = H + i * n_cols, *a = A + i * n_cols, *m = M + i * n_cols;
-        const uint64_t ei = e0 + (uint64_t)i * (uint64_t)n_cols;
+        const uint64_t zi = (e0 + (uint64_t)i * (uint64_t)n_cols) * NN_GOLDEN + key;
         for (ptrdiff_t j = 0; j < n_cols; j++) {
             const NN_T hv = NN_S(nn_act)(h[j] + b[j], act);
-            const NN_T mv = nn_dropout_kept(key, ei + (uint64_t)j, thr) ? scale : (NN_T)0;
+            const NN_T mv = nn_dropout_kept_z(zi + (uint64_t)j * NN_GOLDEN, thr) ? scale : (NN_T)0;
             h[j] = hv;
             m[j] = mv;
             a[j] = hv * mv;
@@ -214,10 +215,10 @@ NN_CLONES void NN_S(nn_act_backward)(NN_T *out, const NN_T *dA, const NN_T *H, c
 NN_CLONES void NN_S(nn_dropout_mask)(NN_T *out, ptrdiff_t n_rows, ptrdiff_t n_cols, uint64_t key,
                                      int64_t row0, uint64_t thr, NN_T scale)
 {
-    const uint64_t e0 = (uint64_t)row0 * (uint64_t)n_cols + 1u;
+    const uint64_t z0 = ((uint64_t)row0 * (uint64_t)n_cols + 1u) * NN_GOLDEN + key;
     const ptrdiff_t n = n_rows * n_cols;
     for (ptrdiff_t i = 0; i < n; i++)
-        out[i] = nn_dropout_kept(key, e0 + (uint64_t)i, thr) ? scale : (NN_T)0;
+        out[i] = nn_dropout_kept_z(z0 + (uint64_t)i * NN_GOLDEN, thr) ? scale : (NN_T)0;
 }
 
 NN_CLONES int NN_S(nn_all_finite)(const NN_T *x, ptrdiff_t n)

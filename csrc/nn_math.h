@@ -22,10 +22,12 @@ static inline uint64_t nn_mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-/* Kept iff the top 24 bits of mix(key + e G) are below thr, e = flat index + 1. */
-static inline int nn_dropout_kept(uint64_t key, uint64_t e, uint64_t thr)
+/* Unit e (its flat index + 1) of a layer is kept iff the top 24 bits of mix(key + e G)
+ * are below thr; this takes z = key + e G, which along a row of consecutive counters
+ * grows by G (mod 2^64): a 64-bit multiply fewer per unit than computing e G. */
+static inline int nn_dropout_kept_z(uint64_t z, uint64_t thr)
 {
-    return (nn_mix64(e * NN_GOLDEN + key) >> 40) < thr;
+    return (nn_mix64(z) >> 40) < thr;
 }
 
 /* ---- exp (float) ----

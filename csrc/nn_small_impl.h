@@ -287,7 +287,7 @@ NN_CLONES void NN_S(nn_fm_dropout)(const NN_T *H, NN_T *A, NN_T *M, ptrdiff_t ld
         NN_T *a = A + j * ld, *m = M + j * ld;
         const uint64_t z0 = ((uint64_t)col0 * (uint64_t)n_units + (uint64_t)j + 1u) * NN_GOLDEN + key;
         for (ptrdiff_t c = 0; c < n_pad; c++) {
-            const NN_T mv = (nn_mix64(z0 + (uint64_t)c * step) >> 40) < thr ? scale : (NN_T)0;
+            const NN_T mv = nn_dropout_kept_z(z0 + (uint64_t)c * step, thr) ? scale : (NN_T)0;
             m[c] = mv;
             a[c] = h[c] * mv;
         }
