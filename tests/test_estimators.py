@@ -62,8 +62,9 @@ def test_n_threads_default_rule(monkeypatch):
         joblib.delayed(_n_threads_default)() for _ in range(2))
     assert inner == [1, 1]
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    cores = __import__("os").cpu_count()
-    assert _n_threads_default() == cores
+    from nnopt_fast.train.threads import available_cores
+
+    assert _n_threads_default() == available_cores()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert _n_threads_default() == 1
     # A one-thread fit also holds the BLAS pools to one thread while it trains.
@@ -383,3 +384,14 @@ def test_bad_data(rng):
         _small().fit(X, rng.normal(size=40))
     with pytest.raises(ValueError, match="poisson"):
         _small(MLPRegressor, loss="poisson").fit(X, np.abs(X[:, 0]))
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_n_threads_minus_one_means_every_available_core(rng, solver):
+    from nnopt_fast.train.threads import available_cores
+
+    X, y = _blobs(rng)
+    a = _small(solver=solver, n_threads=-1).fit(X, y)
+    b = _small(solver=solver, n_threads=available_cores()).fit(X, y)
+    for Wa, Wb in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(Wa, Wb)

@@ -82,7 +82,8 @@ class _BaseMLP(BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "l1": [Interval(Real, 0, None, closed="left")],
         "l1_method": [StrOptions({"subgradient", "proximal"})],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}),
+                      None],
         "parallel": [StrOptions({"sync", "hogwild"})],
         "backend": [StrOptions({"auto", "cython", "numba", "numpy"})],
     }

@@ -10,12 +10,13 @@ PARAMS = """dropout : float in [0, 1) or sequence of float, default=0.0
     l1_method : {"subgradient", "proximal"}, default="subgradient"
         ``"proximal"`` soft-thresholds the weights after each step and gives exact zeros
         (sgd / adam only; lbfgs uses the subgradient).
-    n_threads : int >= 1 or None, default=None
+    n_threads : int >= 1, -1 or None, default=None
         Threads of one training step. ``None`` picks: 1 inside a joblib worker (for example
         ``GridSearchCV(n_jobs=2)`` or ``cross_val_score(n_jobs=2)``, whose workers already
         occupy the other cores), else ``OMP_NUM_THREADS`` if set (joblib's process workers
-        and Dask's workers set it), else all cores. While training, BLAS and OpenMP pools
-        are held to this number.
+        and Dask's workers set it), else all available cores. ``-1`` is every available
+        core (the affinity mask); more than that is clamped, with a warning. While
+        training, BLAS pools are held to this number.
     parallel : {"sync", "hogwild"}, default="sync"
         With ``n_threads > 1``: deterministic data-parallel steps, or lock-free Hogwild.
     backend : {"auto", "cython", "numba", "numpy"}, default="auto"

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ..kernels import reference as ref
 from ._forward import data_loss
-from ._threads import _n_threads_default, _thread_budget
+from ._threads import _thread_budget, fit_threads
 
 
 def _sklearn_packing(net):
@@ -74,7 +74,7 @@ def fit_lbfgs(est, net, X, T, sample_weight):
 
     options = {"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
                **_verbosity_options(est.verbose)}
-    n_threads = est.n_threads if est.n_threads is not None else _n_threads_default()
+    n_threads = fit_threads(est.n_threads)
     with _thread_budget(n_threads), np.errstate(over="ignore", invalid="ignore"):
         res = scipy.optimize.minimize(loss_grad, params[idx].astype(np.float64),
                                       method="L-BFGS-B", jac=True, options=options)

@@ -13,7 +13,7 @@ from ..train.loop import DivergenceError, make_config, run_epochs
 from ..train.schedules import NoImprovement, make_schedule
 from ..train.state import OptimizerState, TrainState
 from ._forward import data_loss, forward
-from ._threads import _n_threads_default
+from ._threads import fit_threads
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
 
@@ -112,7 +112,7 @@ def fit_stochastic(est, net, X, codes, sw, dropout, incremental):
         momentum=est.momentum, beta1=est.beta_1, beta2=est.beta_2, epsilon=est.epsilon,
         l2=est.alpha, l1=est.l1, l1_method=est.l1_method, penalty_div=0, dropout=dropout,
         seed=est._dropout_seed or 0,
-        n_threads=est.n_threads if est.n_threads is not None else _n_threads_default(),
+        n_threads=fit_threads(est.n_threads),
         parallel=est.parallel)
     backend = get_backend(est.backend)
     est.backend_ = getattr(backend, "BACKEND_NAME", est.backend)

@@ -1,6 +1,12 @@
 """The estimators' thread rule: how many threads one fit takes, and holding BLAS to it."""
 
-from ..train.threads import default_estimator_threads, limit_thread_pools
+from ..train.threads import default_estimator_threads, limit_thread_pools, resolve_n_threads
+
+
+def fit_threads(n_threads):
+    """The threads of one fit for the estimators' ``n_threads`` (None: the default rule;
+    -1: every available core; more than the cores: clamped with a warning)."""
+    return _n_threads_default() if n_threads is None else resolve_n_threads(n_threads)
 
 
 def _n_threads_default():
