@@ -88,6 +88,33 @@ double nn_squared_error_f64(double *dZ, const double *Z, const double *b, const 
 void nn_output_activation_f32(int output, float *Z, ptrdiff_t n_rows, ptrdiff_t n_cols);
 void nn_output_activation_f64(int output, double *Z, ptrdiff_t n_rows, ptrdiff_t n_cols);
 
+/* Rows of a CSR matrix (float32 or float64 values, int64 indices). */
+typedef struct {
+    const float *data;
+    const int64_t *indices;
+    const int64_t *indptr;
+} nn_csr_f32;
+typedef struct {
+    const double *data;
+    const int64_t *indices;
+    const int64_t *indptr;
+} nn_csr_f64;
+
+/* H[r, :] = sum over the non-zeros (col, v) of CSR row idx[r] of v W[col, :], for r < nb:
+ * the first layer's product X_batch W on sparse X (H (nb, n_out) row-major). */
+void nn_csr_gemm_f32(float *H, const nn_csr_f32 *X, const int64_t *idx, ptrdiff_t nb,
+                     const float *W, ptrdiff_t n_out);
+void nn_csr_gemm_f64(double *H, const nn_csr_f64 *X, const int64_t *idx, ptrdiff_t nb,
+                     const double *W, ptrdiff_t n_out);
+/* out[col - i0, :] += scale v D[r, :] for the non-zeros (col, v) of rows idx[r] with
+ * i0 <= col < i1: rows i0 .. i1 of X_batch^T D, the first layer's weight gradient. */
+void nn_csr_scatter_f32(float *out, ptrdiff_t n_out, ptrdiff_t i0, ptrdiff_t i1,
+                        const nn_csr_f32 *X, const int64_t *idx, ptrdiff_t nb, const float *D,
+                        float scale);
+void nn_csr_scatter_f64(double *out, ptrdiff_t n_out, ptrdiff_t i0, ptrdiff_t i1,
+                        const nn_csr_f64 *X, const int64_t *idx, ptrdiff_t nb, const double *D,
+                        double scale);
+
 /* Whether all n values are finite. */
 int nn_all_finite_f32(const float *x, ptrdiff_t n);
 int nn_all_finite_f64(const double *x, ptrdiff_t n);

@@ -221,6 +221,42 @@ NN_CLONES void NN_S(nn_dropout_mask)(NN_T *out, ptrdiff_t n_rows, ptrdiff_t n_co
         out[i] = nn_dropout_kept_z(z0 + (uint64_t)i * NN_GOLDEN, thr) ? scale : (NN_T)0;
 }
 
+NN_CLONES void NN_S(nn_csr_gemm)(NN_T *H, const NN_S(nn_csr) *X, const int64_t *idx,
+                                 ptrdiff_t nb, const NN_T *W, ptrdiff_t n_out)
+{
+    for (ptrdiff_t r = 0; r < nb; r++) {
+        NN_T *h = H + r * n_out;
+        const int64_t row = idx[r];
+        for (ptrdiff_t j = 0; j < n_out; j++)
+            h[j] = (NN_T)0;
+        for (int64_t q = X->indptr[row]; q < X->indptr[row + 1]; q++) {
+            const NN_T v = X->data[q];
+            const NN_T *w = W + X->indices[q] * n_out;
+            for (ptrdiff_t j = 0; j < n_out; j++)
+                h[j] += v * w[j];
+        }
+    }
+}
+
+NN_CLONES void NN_S(nn_csr_scatter)(NN_T *out, ptrdiff_t n_out, ptrdiff_t i0, ptrdiff_t i1,
+                                    const NN_S(nn_csr) *X, const int64_t *idx, ptrdiff_t nb,
+                                    const NN_T *D, NN_T scale)
+{
+    for (ptrdiff_t r = 0; r < nb; r++) {
+        const int64_t row = idx[r];
+        const NN_T *d = D + r * n_out;
+        for (int64_t q = X->indptr[row]; q < X->indptr[row + 1]; q++) {
+            const int64_t col = X->indices[q];
+            if (col < i0 || col >= i1)
+                continue;
+            const NN_T v = scale * X->data[q];
+            NN_T *o = out + (col - i0) * n_out;
+            for (ptrdiff_t j = 0; j < n_out; j++)
+                o[j] += v * d[j];
+        }
+    }
+}
+
 NN_CLONES int NN_S(nn_all_finite)(const NN_T *x, ptrdiff_t n)
 {
     /* x - x is 0 for every finite x, NaN for NaN and infinities: one vectorized sum. */

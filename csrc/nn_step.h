@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "nn_codes.h"
+#include "nn_fused.h"
 #include "nn_parallel.h"
 
 /* BLAS's Fortran GEMMs, as scipy.linalg.cython_blas hands them over. */
@@ -130,9 +131,11 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res);
         T *adam_m;                                                                          \
         T *adam_v;                                                                          \
     } nn_state##S;                                                                          \
-    /* The training set: rows of X, labels y (softmax) or targets Y, weights sw or NULL. */ \
+    /* The training set: rows of X (dense, or CSR when X is NULL), labels y (softmax) or    \
+     * targets Y, weights sw or NULL. */                                                    \
     typedef struct {                                                                        \
         const T *X;                                                                         \
+        nn_csr##S X_csr;                                                                    \
         const int64_t *y;                                                                   \
         const T *Y;                                                                         \
         const T *sw;                                                                        \

@@ -101,12 +101,17 @@ static int NN_S(forward_backward)(const nn_plan *p, const NN_T *P, const NN_S(nn
     const int L = p->n_layers;
     const int64_t *sz = p->sizes;
     const ptrdiff_t nb = rows->n_rows, r0 = (ptrdiff_t)rows->row0;
-    NN_S(nn_gather_rows)(work + nn_A(p, 0) + r0 * sz[0], data->X, rows->idx, nb, sz[0]);
+    /* Sparse X: the first layer multiplies the batch's non-zeros, nothing is gathered. */
+    if (data->X)
+        NN_S(nn_gather_rows)(work + nn_A(p, 0) + r0 * sz[0], data->X, rows->idx, nb, sz[0]);
     for (int l = 1; l <= L; l++) {
         const ptrdiff_t n_in = sz[l - 1], n_out = sz[l];
         NN_T *H = work + nn_H(p, l) + r0 * n_out;
-        NN_S(rgemm)(0, 0, nb, n_out, n_in, (NN_T)1, work + nn_A(p, l - 1) + r0 * n_in, n_in,
-                    P + nn_W(p, l), n_out, (NN_T)0, H, n_out);
+        if (l == 1 && !data->X)
+            NN_S(nn_csr_gemm)(H, &data->X_csr, rows->idx, nb, P + nn_W(p, 1), n_out);
+        else
+            NN_S(rgemm)(0, 0, nb, n_out, n_in, (NN_T)1, work + nn_A(p, l - 1) + r0 * n_in,
+                        n_in, P + nn_W(p, l), n_out, (NN_T)0, H, n_out);
         if (l == L)
             break;
         if (nn_has_dropout(p, l))
@@ -237,9 +242,11 @@ static void NN_S(optimizer_step)(int opt, const NN_S(nn_state) *st, ptrdiff_t of
  * the GEMM, W <- (1 - lr c2) W - lr scale A^T D) and the proximal L1 step. With s2 not
  * NULL, first adds sum W^2 and sum |W| of those rows (their share of the penalty). */
 static void NN_S(update_rows)(const nn_plan *p, const NN_S(nn_state) *st, const NN_T *work,
-                              ptrdiff_t nb, int l, ptrdiff_t i0, ptrdiff_t i1,
-                              const nn_coeffs *c, double *s2, double *s1)
+                              const NN_S(nn_data) *data, const nn_rows *batch, int l,
+                              ptrdiff_t i0, ptrdiff_t i1, const nn_coeffs *c, double *s2,
+                              double *s1)
 {
+    const ptrdiff_t nb = batch->n_rows;
     const ptrdiff_t n_in = p->sizes[l - 1], n_out = p->sizes[l], m = i1 - i0;
     const ptrdiff_t off = nn_W(p, l) + i0 * n_out;
     const NN_T *A = work + nn_A(p, l - 1) + i0;
@@ -259,6 +266,24 @@ static void NN_S(update_rows)(const nn_plan *p, const NN_S(nn_state) *st, const 
             const NN_T scale = (NN_T)c->scale;
             for (ptrdiff_t i = 0; i < m * n_out; i++)
                 G[i] = scale * G[i];
+            NN_S(optimizer_step)(p->optimizer, st, off, m * n_out, p, c, c->c2,
+                                 p->l1_subgradient ? c->c1 : 0.0);
+        }
+    } else if (l == 1 && !data->X) {
+        /* Sparse X: the decay (or the zeroing) of these rows, then the non-zeros' terms. */
+        NN_T *W = st->params + off, *G = st->grads + off;
+        if (p->fused_sgd) {
+            const NN_T beta = (NN_T)(1.0 - c->lr * c->c2);
+            if (beta != (NN_T)1)
+                for (ptrdiff_t i = 0; i < m * n_out; i++)
+                    W[i] = beta * W[i];
+            NN_S(nn_csr_scatter)(W, n_out, i0, i1, &data->X_csr, batch->idx, nb, D,
+                                 (NN_T)(-c->lr * c->scale));
+        } else {
+            for (ptrdiff_t i = 0; i < m * n_out; i++)
+                G[i] = (NN_T)0;
+            NN_S(nn_csr_scatter)(G, n_out, i0, i1, &data->X_csr, batch->idx, nb, D,
+                                 (NN_T)c->scale);
             NN_S(optimizer_step)(p->optimizer, st, off, m * n_out, p, c, c->c2,
                                  p->l1_subgradient ? c->c1 : 0.0);
         }
@@ -317,7 +342,8 @@ static void NN_S(prefetch_batch)(const nn_plan *p, const NN_S(nn_data) *data, co
         nn_prefetch_rows(data->Y, (size_t)p->sizes[p->n_layers] * sizeof(NN_T), idx, nb);
     if (data->sw)
         nn_prefetch_rows(data->sw, sizeof(NN_T), idx, nb);
-    nn_prefetch_rows(data->X, row_bytes, idx, nb);
+    if (data->X)
+        nn_prefetch_rows(data->X, row_bytes, idx, nb);
 }
 
 /* The training step of one batch of weight S: forward, backward, every update. Adds the
@@ -334,7 +360,8 @@ static int NN_S(batch_step)(const nn_plan *p, const NN_S(nn_state) *st,
     const nn_coeffs c = nn_step_coeffs(p, S, lr, t);
     res->data_loss += (double)nb * (lsum / S);
     for (int l = 1; l <= p->n_layers; l++) {
-        NN_S(update_rows)(p, st, work, nb, l, 0, p->sizes[l - 1], &c, want_penalty ? &s2 : NULL,
+        NN_S(update_rows)(p, st, work, data, rows, l, 0, p->sizes[l - 1], &c,
+                          want_penalty ? &s2 : NULL,
                           &s1);
         NN_S(update_bias)(p, st, work, nb, l, &c);
     }
@@ -437,13 +464,15 @@ static void NN_S(sync_worker_fm)(const nn_plan *p, NN_S(nn_state) *st, const NN_
         if (tid == 0)
             sums[0] += (double)nb * (lsum / S);
         const nn_coeffs c = nn_step_coeffs(p, S, ep->lr, ep->t0 + k + 1);
+        const nn_rows batch = {idx, nb, 0, ep->step0 + k};
         for (int l = 1; l <= p->n_layers; l++) {
             const ptrdiff_t n_in = p->sizes[l - 1], n_out = p->sizes[l];
             const ptrdiff_t grain = nn_row_grain(n_out, sizeof(NN_T));
             const ptrdiff_t i0 = nn_cut(n_in, tid, T, grain), i1 = nn_cut(n_in, tid + 1, T, grain);
             NN_S(reduce_slices)(team, st, nn_W(p, l) + i0 * n_out, nn_W(p, l) + i1 * n_out,
                                 has_rows);
-            NN_S(update_rows)(p, st, work, nb, l, i0, i1, &c, want_penalty ? &s2 : NULL, &s1);
+            NN_S(update_rows)(p, st, work, data, &batch, l, i0, i1, &c,
+                              want_penalty ? &s2 : NULL, &s1);
             if (l % T == tid) {
                 NN_S(reduce_slices)(team, st, nn_b(p, l), nn_b(p, l) + n_out, has_rows);
                 NN_S(update_bias)(p, st, work, nb, l, &c);
@@ -521,10 +550,11 @@ void NN_S(nn_sync_worker)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_da
                 NN_S(prefetch_batch)(p, data, idx + nb + r0, r1 - r0);
         }
         const nn_coeffs c = nn_step_coeffs(p, S, ep->lr, ep->t0 + k + 1);
+        const nn_rows batch = {idx, nb, 0, ep->step0 + k};
         for (int l = 1; l <= p->n_layers; l++) {
             const ptrdiff_t n_in = p->sizes[l - 1];
             const ptrdiff_t grain = nn_row_grain(p->sizes[l], sizeof(NN_T));
-            NN_S(update_rows)(p, st, work, nb, l, nn_cut(n_in, tid, T, grain),
+            NN_S(update_rows)(p, st, work, data, &batch, l, nn_cut(n_in, tid, T, grain),
                               nn_cut(n_in, tid + 1, T, grain), &c, want_penalty ? &s2 : NULL,
                               &s1);
             if (l % T == tid)

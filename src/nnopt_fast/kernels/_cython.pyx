@@ -78,13 +78,23 @@ cdef extern from "nn_step.h" nogil:
         double *velocity
         double *adam_m
         double *adam_v
+    ctypedef struct nn_csr_f32:
+        const float *data
+        const int64_t *indices
+        const int64_t *indptr
+    ctypedef struct nn_csr_f64:
+        const double *data
+        const int64_t *indices
+        const int64_t *indptr
     ctypedef struct nn_data_f32:
         const float *X
+        nn_csr_f32 X_csr
         const int64_t *y
         const float *Y
         const float *sw
     ctypedef struct nn_data_f64:
         const double *X
+        nn_csr_f64 X_csr
         const int64_t *y
         const double *Y
         const double *sw
@@ -271,13 +281,21 @@ cdef class Epoch:
         self.single = state.params.dtype.itemsize == 4
         # The arrays must outlive the pointers below.
         self.keep = (state, data, perm, stop)
+        sparse = not isinstance(data.X, _np.ndarray)
+        X = None if sparse else data.X
+        Xd = data.X.data if sparse else None
+        Xi = data.X.indices if sparse else None
+        Xp = data.X.indptr if sparse else None
         if self.single:
             self.st32.params = <float *>_ptr(state.params)
             self.st32.grads = <float *>_ptr(state.grads)
             self.st32.velocity = <float *>_ptr(state.velocity)
             self.st32.adam_m = <float *>_ptr(state.m)
             self.st32.adam_v = <float *>_ptr(state.v)
-            self.d32.X = <const float *>_ptr(data.X)
+            self.d32.X = <const float *>_ptr(X)
+            self.d32.X_csr.data = <const float *>_ptr(Xd)
+            self.d32.X_csr.indices = <const int64_t *>_ptr(Xi)
+            self.d32.X_csr.indptr = <const int64_t *>_ptr(Xp)
             self.d32.y = <const int64_t *>_ptr(data.y)
             self.d32.Y = <const float *>_ptr(data.Y)
             self.d32.sw = <const float *>_ptr(data.sw)
@@ -287,7 +305,10 @@ cdef class Epoch:
             self.st64.velocity = <double *>_ptr(state.velocity)
             self.st64.adam_m = <double *>_ptr(state.m)
             self.st64.adam_v = <double *>_ptr(state.v)
-            self.d64.X = <const double *>_ptr(data.X)
+            self.d64.X = <const double *>_ptr(X)
+            self.d64.X_csr.data = <const double *>_ptr(Xd)
+            self.d64.X_csr.indices = <const int64_t *>_ptr(Xi)
+            self.d64.X_csr.indptr = <const int64_t *>_ptr(Xp)
             self.d64.y = <const int64_t *>_ptr(data.y)
             self.d64.Y = <const double *>_ptr(data.Y)
             self.d64.sw = <const double *>_ptr(data.sw)

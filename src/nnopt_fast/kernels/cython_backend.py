@@ -223,11 +223,12 @@ def parallel_epoch(cfg, plan, state, data, perm, lr, step0, stop):
     return team.result(hogwild)
 
 
-def layout(cfg):
+def layout(cfg, sparse=False):
     """The workspace layout of a configuration: the small-matrix kernels' ``features``
-    for narrow networks (:func:`nnopt_fast.kernels.plan.use_small_kernels`), else
-    ``rows``."""
-    return "features" if use_small_kernels(cfg.layer_sizes, cfg.batch_size) else "rows"
+    for narrow networks (:func:`nnopt_fast.kernels.plan.use_small_kernels`) on dense X,
+    else ``rows`` (a sparse X's first layer runs on its non-zeros, row by row)."""
+    small = use_small_kernels(cfg.layer_sizes, cfg.batch_size)
+    return "features" if small and not sparse else "rows"
 
 
 run_epoch = make_run_epoch(serial_epoch, parallel_epoch, layout)

@@ -4,6 +4,8 @@ import numpy as np
 
 from . import get_backend
 from .codes import ACTIVATIONS, OUTPUTS, STATUS, code
+from .epoch import is_sparse
+from .reference import activate
 from .reference import forward as reference_forward
 from .reference import output_activation as reference_output_activation
 
@@ -35,6 +37,8 @@ class Network:
         self.activation, self.output = activation, output
         self.dtype = self.coefs[0].dtype
         self.n_out = self.coefs[-1].shape[1]
+        self._backend = backend
+        self._tail = None
         be = get_backend(backend)
         compile_network = getattr(be, "compile_network", None)
         self._net = None if compile_network is None else compile_network(
@@ -46,7 +50,9 @@ class Network:
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_in), C-contiguous, the network's dtype
+        X : ndarray of shape (n_samples, n_in), C-contiguous, the network's dtype, or a
+            SciPy sparse matrix of that shape (its first layer is SciPy's sparse product,
+            never densified; the other layers run compiled)
         apply_output : bool
             False: the pre-activations ``Z``; True: the output layer's activation of them
             (softmax probabilities, logistic sigmoids, identity values).
@@ -60,6 +66,8 @@ class Network:
         ValueError
             If X holds NaN or infinity.
         """
+        if is_sparse(X):
+            return self._sparse(X, apply_output)
         out = np.empty((X.shape[0], self.n_out), dtype=self.dtype)
         if self._net is not None:
             if self._net.run(X, out, apply_output) == STATUS["nonfinite"]:
@@ -69,3 +77,17 @@ class Network:
             raise ValueError("X contains NaN or infinity")
         reference_forward(self.coefs, self.intercepts, self.activation, X, out)
         return reference_output_activation(self.output, out) if apply_output else out
+
+    def _sparse(self, X, apply_output):
+        data = X.data if hasattr(X, "data") else X.tocsr().data
+        if data.size and not np.isfinite(data).all():
+            raise ValueError("X contains NaN or infinity")
+        Z = np.asarray(X @ self.coefs[0], dtype=self.dtype)
+        Z += self.intercepts[0]
+        if len(self.coefs) == 1:
+            return reference_output_activation(self.output, Z) if apply_output else Z
+        A = np.ascontiguousarray(activate(Z, self.activation), dtype=self.dtype)
+        if self._tail is None:
+            self._tail = Network(self.coefs[1:], self.intercepts[1:], self.activation,
+                                 self.output, self._backend)
+        return self._tail(A, apply_output)
