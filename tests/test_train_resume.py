@@ -1,14 +1,12 @@
 """nf.train's exact resume: history.state, checkpoint files, and Ctrl-C keeping the run."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from interrupts import interrupt_when_ready
 
 import nnopt_fast as nf
 from nnopt_fast.train.schedules import CosineDecay, ReduceOnPlateau
@@ -170,19 +168,10 @@ INTERRUPTED_RUN = textwrap.dedent("""
 
 @pytest.mark.parametrize("backend", ["cython", "numba"])
 def test_ctrl_c_keeps_the_history_and_the_start_of_epoch_weights(backend):
-    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_RUN, backend],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        line = proc.stdout.readline()
-        assert line.strip() == "epoch 2 begins", proc.stderr.read()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
+    status, out, err = interrupt_when_ready([sys.executable, "-c", INTERRUPTED_RUN, backend],
+                                            lambda line: line.strip() == "epoch 2 begins",
+                                            stream="stdout")
+    assert status == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result["is_keyboard_interrupt"] and result["finite"]
     # Interrupted inside epoch 2 (or between epochs): the epochs recorded are the ones
