@@ -172,6 +172,8 @@ def test_predict_round_trip_through_the_command_line(tmp_path, capsys, cancer):
     Z = (X - saved.arrays["x_mean"]) / saved.arrays["x_scale"]
     proba = saved.net.predict_proba(Z)
     assert [row[0] for row in table[1:]] == [str(k) for k in proba.argmax(axis=1)]
+    hits = np.mean(proba.argmax(axis=1) == cancer["target"].to_numpy())
+    assert f"accuracy on the labels in target: {hits:.4f}" in err
     np.testing.assert_allclose(np.array([row[1:] for row in table[1:]], dtype=float), proba,
                                rtol=1e-5, atol=1e-6)
     assert saved.metadata["feature_names"] == ["a", "b", "c", "d", "e"]

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+from .data import encode_labels
 from .options import UsageError, add, add_data_options, one_line
 
 
@@ -50,11 +51,10 @@ def _summary(model, data, pred):
     if data.y is None:
         return None
     if model.task == "classification":
-        truth = np.asarray([str(v.item() if isinstance(v, np.generic) else
-                                int(v) if isinstance(v, float) and v.is_integer() else v)
-                            for v in data.y])
-        return f"accuracy on the labels in {data.label_name}: " \
-               f"{np.mean(truth == np.asarray([str(p) for p in pred])):.4f}"
+        # The labels as training encoded them: integer-valued numbers as integers.
+        truth = encode_labels(data.y)[0][encode_labels(data.y)[1]]
+        hits = np.asarray([str(t) for t in truth]) == np.asarray([str(p) for p in pred])
+        return f"accuracy on the labels in {data.label_name}: {np.mean(hits):.4f}"
     y = np.asarray(data.y, dtype=np.float64)
     ss = np.sum((y - y.mean()) ** 2)
     r2 = 1.0 - np.sum((y - pred) ** 2) / ss if ss > 0 else float("nan")

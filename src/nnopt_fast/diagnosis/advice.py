@@ -119,7 +119,7 @@ class Diagnosis:
             f"{fmt(self.baseline_train_error)})",
             f"  {'validation error':<{w}} {fmt(self.validation_error):<9} (constant "
             f"predictor: {fmt(self.baseline_error)})",
-            f"  {'gap':<{w}} {'+' if self.gap >= 0 else ''}{fmt(self.gap)}   "
+            f"  {'gap':<{w}} {('+' if self.gap >= 0 else '') + fmt(self.gap):<9} "
             f"(validation − training)",
         ]
         if self.target_error is not None:
@@ -363,7 +363,10 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
 def _describe(estimator):
     steps = getattr(estimator, "steps", None)
     if steps:  # a Pipeline: name its steps
-        return "Pipeline(" + " -> ".join(type(s).__name__ for _, s in steps) + ")"
+        return "Pipeline(" + " -> ".join(_describe(s) for _, s in steps) + ")"
+    inner = getattr(estimator, "regressor", None)
+    if inner is not None:  # a TransformedTargetRegressor: name what it wraps
+        return f"{type(estimator).__name__}({_describe(inner)})"
     return type(estimator).__name__
 
 
