@@ -108,8 +108,9 @@ def _curve_panel(ax, curve, x, what, best=None):
 
 def _baseline(ax, value):
     """Mark a constant predictor's ``value``: a dotted line, or, when it lies far outside
-    the curves (a good model's losses next to a constant's), an arrow at the edge of the
-    axes and a legend entry saying where it is, so that the curves keep their scale."""
+    the curves (a good model's losses next to a constant's), an arrow beside the axes
+    pointing its way and a legend entry with its value, so that the curves keep their
+    scale."""
     if value is None:
         return
     lo, hi = ax.get_ylim()
@@ -120,9 +121,10 @@ def _baseline(ax, value):
         return
     above = value > hi
     ax.plot([], [], label=f"{label}, {'above' if above else 'below'} the axes", **_BASELINE)
-    ax.annotate("", xy=(0.03, 1.0 if above else 0.0), xytext=(0.03, 0.88 if above else 0.12),
-                xycoords="axes fraction",
-                arrowprops=dict(arrowstyle="->", color=_BASELINE["color"]))
+    # Just right of the axes, where no curve runs; the blank text keeps it in the layout.
+    ax.annotate(" ", xy=(1.02, 1.0 if above else 0.0), xytext=(1.02, 0.85 if above else 0.15),
+                xycoords="axes fraction", annotation_clip=False, ha="center", va="center",
+                arrowprops=dict(arrowstyle="->", color=_BASELINE["color"], linewidth=1.5))
     ax.set_ylim(lo, hi)
 
 
