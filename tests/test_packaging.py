@@ -33,7 +33,7 @@ def test_runtime_dependencies(pyproject):
     project = pyproject["project"]
     assert project["name"] == "nnopt_fast"
     assert project["requires-python"] == ">=3.10"
-    assert {"numpy", "scipy", "numba", "scikit-learn", "threadpoolctl"} <= _names(
+    assert {"numpy", "scipy", "numba", "scikit-learn", "threadpoolctl", "pandas"} <= _names(
         project["dependencies"])
 
 

@@ -1,5 +1,5 @@
-"""Training configuration, the buffers allocated once per ``train`` call, and the optimizer
-state kept between calls."""
+"""Training configuration, the buffers allocated once per ``train`` call, and the state kept
+between calls (the estimators' optimizer buffers, ``nf.train``'s resumable state)."""
 
 from dataclasses import dataclass
 
@@ -155,3 +155,87 @@ class OptimizerState:
 
 def _offset(view, base):
     return (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // base.itemsize
+
+
+#: The bit generators a saved shuffling state may name (numpy's own).
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+
+
+class ResumeState:
+    """What a later ``nf.train`` call needs to continue a run exactly.
+
+    ``history.state`` after a run, or the state inside a checkpoint file. Passed back as
+    ``nf.train(net, X, y, ..., state=state)`` (with the same data and arguments), the
+    run goes on as if it had never stopped: ``train(2 epochs)`` equals ``train(1 epoch)``
+    then ``train(1 epoch, state=...)``, bit for bit.
+
+    Parameters
+    ----------
+    optimizer : OptimizerState
+        Momentum velocity, Adam's moments and update count, the last learning rate.
+    dropout_seed : int
+        The seed of the dropout masks.
+    dropout_step : int
+        Mini-batches done: the step number that keys the next dropout mask.
+    epoch : int
+        Epochs done.
+    rng_state : dict
+        ``numpy.random.Generator.bit_generator.state`` of the shuffling generator,
+        before the next epoch's draw.
+    schedule : dict or None
+        ``{"class": name, "state": schedule.get_state()}`` of the learning-rate schedule.
+    n_params : int
+    dtype : str
+        The model's parameter count and dtype, checked when the state is used.
+    """
+
+    def __init__(self, optimizer, dropout_seed, dropout_step, epoch, rng_state, schedule,
+                 n_params, dtype):
+        self.optimizer = optimizer
+        self.dropout_seed, self.dropout_step = int(dropout_seed), int(dropout_step)
+        self.epoch = int(epoch)
+        self.rng_state = rng_state
+        self.schedule = schedule
+        self.n_params, self.dtype = int(n_params), str(dtype)
+
+    @classmethod
+    def capture(cls, train_state, cfg, rng_state, epoch, schedule):
+        """The state of a run whose live buffers are ``train_state`` (copied)."""
+        opt = OptimizerState(cfg.optimizer, schedule.rate)
+        opt.save_from(train_state)
+        saved = {"class": type(schedule).__name__, "state": dict(schedule.get_state())}
+        return cls(opt, cfg.seed, train_state.step, epoch, _copy_rng_state(rng_state),
+                   saved, train_state.params.size, train_state.params.dtype.name)
+
+    def check(self, net, optimizer, name="state"):
+        """Raise ValueError unless this state can continue training ``net`` with ``optimizer``."""
+        if self.n_params != net.n_params or self.dtype != net.dtype.name:
+            raise ValueError(f"{name} belongs to a model of {self.n_params} {self.dtype} "
+                             f"parameters; this one has {net.n_params} {net.dtype.name}")
+        if self.optimizer.kind != optimizer:
+            raise ValueError(f"{name} was saved by optimizer {self.optimizer.kind!r}; pass "
+                             f"optimizer={self.optimizer.kind!r} to continue it")
+        if self.rng_state.get("bit_generator") not in BIT_GENERATORS:
+            raise ValueError(f"{name} names an unknown bit generator "
+                             f"{self.rng_state.get('bit_generator')!r}")
+
+    def load_into(self, train_state):
+        """Copy the optimizer buffers and counters into a fresh :class:`TrainState`."""
+        self.optimizer.load_into(train_state)
+        train_state.step = self.dropout_step
+
+    def make_rng(self):
+        """A new generator that draws what the run's generator would draw next."""
+        bit_generator = getattr(np.random, self.rng_state["bit_generator"])()
+        bit_generator.state = _copy_rng_state(self.rng_state)
+        return np.random.Generator(bit_generator)
+
+    def __repr__(self):
+        return (f"ResumeState({self.epoch} epochs, optimizer {self.optimizer.kind!r}, "
+                f"{self.dropout_step} steps)")
+
+
+def _copy_rng_state(state):
+    """A deep copy of a bit generator's state (nested dicts of ints, strings and arrays)."""
+    return {k: _copy_rng_state(v) if isinstance(v, dict)
+            else v.copy() if isinstance(v, np.ndarray) else v for k, v in state.items()}
