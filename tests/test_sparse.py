@@ -105,3 +105,19 @@ def test_inference_on_sparse_equals_dense(data, layers):
     bad.data[3] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         net(bad)
+
+
+def test_nf_train_and_predict_on_sparse_x_equal_dense(data):
+    X, y, sw, _ = data
+    nets = []
+    for Xin in (X, np.ascontiguousarray(X.toarray())):
+        net = nf.MLP((D, 16, 3), dtype=np.float64, random_state=0)
+        hist = nf.train(net, Xin, y, epochs=3, batch_size=32, lr=0.05, optimizer="adam",
+                        l2=0.5, dropout=0.2, random_state=1, validation_split=0.2,
+                        sample_weight=sw)
+        nets.append((net, hist))
+    (ns, hs), (nd, hd) = nets
+    assert np.abs(ns.params - nd.params).max() / np.abs(nd.params).max() <= 1e-10
+    np.testing.assert_allclose(hs.val_loss, hd.val_loss, rtol=1e-10)
+    np.testing.assert_allclose(ns.predict_proba(X), nd.predict_proba(X.toarray()), rtol=1e-10)
+    assert ns.loss(X, y) == pytest.approx(nd.loss(X.toarray(), y), rel=1e-10)

@@ -24,10 +24,12 @@ def check_X(X, dtype, name="X", n_features=None, finite=True):
     The caller's array is never modified: a new array is made whenever the dtype or the
     memory layout differs (float16, integers, Fortran order, strided views).
     ``finite=False`` leaves the NaN/infinity check to the caller (the compiled forward
-    pass makes it while it reads X).
+    pass makes it while it reads X). A SciPy sparse matrix stays sparse: it comes back as
+    a CSR matrix in ``dtype`` (its stored values checked), which training and inference
+    use without densifying.
     """
-    if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
-        X = X.toarray()
+    if hasattr(X, "tocsr") and not isinstance(X, np.ndarray):
+        return _check_sparse_X(X, dtype, name, n_features)
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
@@ -44,6 +46,24 @@ def check_X(X, dtype, name="X", n_features=None, finite=True):
             f"{name} has {arr.shape[1]} features, but the model expects {n_features}"
         )
     return arr
+
+
+def _check_sparse_X(X, dtype, name, n_features):
+    import scipy.sparse
+
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+    # Shares X's arrays when X is CSR of the dtype already: nothing here writes them.
+    csr = scipy.sparse.csr_matrix(X, dtype=dtype)
+    if csr.nnz and not np.isfinite(csr.data).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if n_features is not None and csr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {csr.shape[1]} features, but the model expects {n_features}"
+        )
+    return csr
 
 
 def check_targets(y, output, n_outputs, n_samples, dtype, name="y"):

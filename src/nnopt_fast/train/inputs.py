@@ -102,7 +102,8 @@ def check_training_data(net, X, y, *, sample_weight=None, class_weight=None, X_v
                                 low_open=True, high_open=True)
         train_rows, val_rows = validation_indices(T, net.output, fraction)
         X_val, y_val = Xc[val_rows], T[val_rows]
-        Xc, T = np.ascontiguousarray(Xc[train_rows]), np.ascontiguousarray(T[train_rows])
+        Xc = Xc[train_rows] if hasattr(Xc, "tocsr") else np.ascontiguousarray(Xc[train_rows])
+        T = np.ascontiguousarray(T[train_rows])
         sw = None if sw is None else sw[train_rows]
     elif X_val is not None or y_val is not None:
         if X_val is None or y_val is None:

@@ -79,8 +79,9 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
     Parameters
     ----------
     net : MLP
-    X : array-like of shape (n_samples, n_in)
-        Copied to the model's dtype and C order when needed; never modified.
+    X : array-like or SciPy sparse matrix of shape (n_samples, n_in)
+        Copied to the model's dtype and C order when needed; never modified. A sparse X
+        trains without being densified (the first layer multiplies its non-zeros).
     y : array-like
         Integer labels 0..K-1 (softmax output), 0/1 targets of shape (n,) or (n, K)
         (logistic output), or values of shape (n,) or (n, K) (identity output). Labels
