@@ -170,6 +170,7 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res)
 #define NN_S(name) name##_f32
 #define NN_GEMM nn_sgemm
 #include "nn_step_impl.h"
+#include "nn_workers_impl.h"
 #undef NN_T
 #undef NN_S
 #undef NN_GEMM
@@ -178,6 +179,7 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res)
 #define NN_S(name) name##_f64
 #define NN_GEMM nn_dgemm
 #include "nn_step_impl.h"
+#include "nn_workers_impl.h"
 #undef NN_T
 #undef NN_S
 #undef NN_GEMM
