@@ -10,13 +10,14 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._serialization import ModelFileError, check_state, npz
 from ..model.mlp import MLP
 from ..train.loop import DivergenceError
 from ._errors import NONFINITE_MESSAGE, FitDivergenceError, divergence_advice, predicts_finite
 from ._forward import as_dense, network
+from ._inputs import check_predict_X
 from ._lbfgs import fit_lbfgs
 from ._scaling import warn_scaling
 from ._stochastic import STOCHASTIC_SOLVERS, fit_stochastic
@@ -267,21 +268,8 @@ class _BaseMLP(BaseEstimator):
         net = network(self.coefs_, self.intercepts_, self.activation, self.out_activation_,
                       owner=self)
         if check_input:
-            X = self._check_predict_X(X)
+            X = check_predict_X(self, X)
         return net(as_dense(X, net.dtype), apply_output=True)
-
-    def _check_predict_X(self, X):
-        """X validated as scikit-learn's ``validate_data(reset=False)`` does; a plain 2-D
-        float array of the fitted width takes a short path (its values are checked for
-        NaN and infinity by the compiled forward pass as it reads them)."""
-        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in (np.float32, np.float64)
-                and X.shape[0] > 0 and not hasattr(self, "feature_names_in_")):
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                                 f"expecting {self.n_features_in_} features as input.")
-            return X
-        return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                             dtype=(np.float64, np.float32))
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "coefs_")
