@@ -16,6 +16,7 @@ from nnopt_fast import MLPClassifier, MLPRegressor
 from nnopt_fast._validation import all_finite
 from nnopt_fast.estimators import _labels
 from nnopt_fast.estimators._inputs import CLASSIFIER_Y_KINDS, check_training_data
+from nnopt_fast.estimators._params import check_param_values
 from nnopt_fast.estimators._reuse import Reused, reused
 from nnopt_fast.estimators._stochastic import shuffled
 
@@ -226,6 +227,47 @@ def test_other_random_states_are_scikit_learns():
     assert kept.random_state(None) is np.random.mtrand._rand
     with pytest.raises(ValueError, match="cannot be used to seed"):
         kept.random_state("seed")
+
+
+# ---------------------------------------------------------------------------- parameters
+BAD_PARAMS = [dict(alpha=-1.0), dict(alpha=np.float64(-1)), dict(max_iter=5.0),
+              dict(activation="softplus"), dict(batch_size=0), dict(n_threads=0),
+              dict(backend="gpu"), dict(momentum=2), dict(class_weight="uniform"),
+              dict(random_state="seed")]
+
+
+@pytest.mark.parametrize("bad", BAD_PARAMS, ids=lambda p: repr(p))
+def test_a_bad_parameter_raises_scikit_learns_error_after_good_calls(rng, bad):
+    X, y = _data(rng)
+    est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0, n_threads=1)
+    est.partial_fit(X, y, classes=[0, 1, 2])
+    est.partial_fit(X, y)
+    est.set_params(**bad)
+    with pytest.raises(ValueError) as expected:
+        est._validate_params()
+    with pytest.raises(type(expected.value)) as got:
+        est.partial_fit(X, y)
+    assert str(got.value) == str(expected.value)
+    # Assigned as an attribute, without set_params, it is found just the same.
+    fresh = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0, n_threads=1)
+    fresh.fit(X, y)
+    name, value = next(iter(bad.items()))
+    setattr(fresh, name, value)
+    with pytest.raises(type(expected.value), match=name):
+        fresh.fit(X, y)
+
+
+GOOD_PARAMS = [dict(), dict(alpha=1), dict(random_state=np.random.RandomState(0)),
+               dict(class_weight={0: 2.0}), dict(dropout=[0.1]), dict(n_iter_no_change=np.inf),
+               dict(n_threads=-1)]
+
+
+@pytest.mark.parametrize("good", GOOD_PARAMS, ids=lambda p: repr(p))
+def test_good_parameters_pass_every_time(good):
+    est, kept = MLPClassifier(hidden_layer_sizes=(4,), **good), Reused()
+    for _ in range(3):
+        check_param_values(est, kept)
+        est._validate_params()
 
 
 # ---------------------------------------------------------------------------- input

@@ -3,12 +3,11 @@
 import copy
 import inspect
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._serialization import ModelFileError, check_state, npz
@@ -20,6 +19,7 @@ from ._errors import NONFINITE_MESSAGE, FitDivergenceError, divergence_advice, p
 from ._forward import as_dense, network
 from ._inputs import check_predict_X
 from ._lbfgs import fit_lbfgs
+from ._params import NNOPT_CONSTRAINTS, SKLEARN_MLP_CONSTRAINTS, check_param_values, param_names
 from ._reuse import forget, reused
 from ._scaling import warn_scaling
 from ._stochastic import STOCHASTIC_SOLVERS, fit_stochastic
@@ -31,36 +31,9 @@ SKLEARN_PRIVATE_API = (
     "sklearn.utils._param_validation.Interval",
     "sklearn.utils._param_validation.Options",
     "sklearn.utils._param_validation.StrOptions",
+    "sklearn.utils._param_validation.make_constraint",
     "sklearn.base.BaseEstimator._validate_params",
 )
-
-#: scikit-learn's MLP parameters and their constraints (``_parameter_constraints``).
-SKLEARN_MLP_CONSTRAINTS = {
-    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-    "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-    "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
-    "alpha": [Interval(Real, 0, None, closed="left")],
-    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-    "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-    "power_t": [Interval(Real, 0, None, closed="left")],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "shuffle": ["boolean"],
-    "random_state": ["random_state"],
-    "tol": [Interval(Real, 0, None, closed="left")],
-    "verbose": ["verbose"],
-    "warm_start": ["boolean"],
-    "momentum": [Interval(Real, 0, 1, closed="both")],
-    "nesterovs_momentum": ["boolean"],
-    "early_stopping": ["boolean"],
-    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-    "beta_1": [Interval(Real, 0, 1, closed="left")],
-    "beta_2": [Interval(Real, 0, 1, closed="left")],
-    "epsilon": [Interval(Real, 0, None, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
-    "max_fun": [Interval(Integral, 1, None, closed="left")],
-}
-
 
 def _fitted_state(est):
     """What a fit call may change besides the parameters, to put back if it fails.
@@ -80,7 +53,7 @@ def _fitted_state(est):
     weights : tuple (ndarray, ndarray) or None
         The buffer trained in place and a copy of its values.
     """
-    names = est.get_params(deep=False)
+    _, names = param_names(type(est))
     attributes = {name: copy.copy(value) if type(value) is OptimizerState else value
                   for name, value in vars(est).items()
                   if name not in names and name != "_random_state"}
@@ -92,7 +65,7 @@ def _fitted_state(est):
 def _restore(est, saved):
     """Put back a :func:`_fitted_state` (an unfitted one leaves the estimator unfitted)."""
     attributes, lengths, weights = saved
-    names = est.get_params(deep=False)
+    _, names = param_names(type(est))
     for name in [k for k in vars(est) if k not in names and k != "_random_state"]:
         delattr(est, name)
     for name, length in lengths.items():
@@ -105,16 +78,7 @@ def _restore(est, saved):
 class _BaseMLP(BaseEstimator):
     """Shared fitting machinery of the two estimators."""
 
-    _parameter_constraints: dict = {
-        **SKLEARN_MLP_CONSTRAINTS,
-        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
-        "l1": [Interval(Real, 0, None, closed="left")],
-        "l1_method": [StrOptions({"subgradient", "proximal"})],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}),
-                      None],
-        "parallel": [StrOptions({"sync", "hogwild"})],
-        "backend": [StrOptions({"auto", "cython", "numba", "numpy"})],
-    }
+    _parameter_constraints: dict = {**SKLEARN_MLP_CONSTRAINTS, **NNOPT_CONSTRAINTS}
 
     # ---------------------------------------------------------------- parameters
     def _store_params(self, arguments):
@@ -145,7 +109,7 @@ class _BaseMLP(BaseEstimator):
         return tuple(ps)
 
     def _check_params(self, dropout):
-        self._validate_params()
+        check_param_values(self, reused(self))
         self._check_extra_params()
         if self.solver == "lbfgs":
             if np.any(np.asarray(dropout) > 0):

@@ -21,6 +21,10 @@ class Reused:
 
     Attributes
     ----------
+    passed_params : tuple or None
+        The types and values of the parameters that last passed scikit-learn's
+        constraints, when all are immutable (see
+        :func:`nnopt_fast.estimators._params.check_param_values`).
     net : MLP or None
         The network the estimator trained last; ``coefs_`` and ``intercepts_`` are views
         into its parameter buffer while they are the arrays in ``views``.
@@ -42,6 +46,7 @@ class Reused:
     """
 
     def __init__(self):
+        self.passed_params = None
         self.net, self.views = None, ()
         self.state, self.state_key = None, None
         self.configs = {}
