@@ -16,7 +16,7 @@ from ..model.mlp import MLP
 from ..train.loop import DivergenceError
 from ..train.state import OptimizerState
 from ._errors import NONFINITE_MESSAGE, FitDivergenceError, divergence_advice, predicts_finite
-from ._forward import as_dense, network
+from ._forward import as_rows, network
 from ._inputs import check_predict_X
 from ._lbfgs import fit_lbfgs
 from ._params import NNOPT_CONSTRAINTS, SKLEARN_MLP_CONSTRAINTS, check_param_values, param_names
@@ -157,7 +157,7 @@ class _BaseMLP(BaseEstimator):
         self._check_params(dropout)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, codes = self._validate_input(X, y, incremental, first_pass, classes)
-        X = as_dense(X)
+        X = as_rows(X)
         sw = self._sample_weight(sample_weight, codes, X, incremental)
         layer_units = [X.shape[1], *hidden, self._n_outputs(codes)]
         self._random_state = reused(self).random_state(self.random_state)
@@ -268,7 +268,7 @@ class _BaseMLP(BaseEstimator):
                       owner=self)
         if check_input:
             X = check_predict_X(self, X)
-        return net(as_dense(X, net.dtype), apply_output=True)
+        return net(as_rows(X, net.dtype), apply_output=True)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "coefs_")

@@ -26,8 +26,9 @@ PARAMS = """dropout : float in [0, 1) or sequence of float, default=0.0
 NOTES = """Training runs on nnopt_fast's kernels; with the same starting weights,
     ``shuffle=False`` and float64 data it follows scikit-learn's updates to rounding error,
     and an equal ``random_state`` gives scikit-learn's initial weights, validation split and
-    batch order. scipy.sparse CSR/CSC input is accepted and densified once per call to
-    ``fit`` / ``partial_fit`` / ``predict`` (the kernels are dense). ``fit`` emits a
+    batch order. scipy.sparse input (CSR, CSC) is never densified: every solver's first
+    layer, and prediction's, multiplies its non-zeros (CSC is converted to CSR once per
+    call), to the dense results up to rounding. ``fit`` emits a
     :class:`ScalingWarning` when X's columns differ wildly in scale or are far from unit
     scale.
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from .._validation import all_finite
 from ..train.loop import DivergenceError
-from ._forward import network
+from ._forward import as_rows, network
 from ._scaling import scaling_report, target_magnitude
 
 #: scikit-learn's first sentence when training ends with non-finite weights; nnopt_fast's
@@ -49,7 +49,7 @@ def predicts_finite(est, net, X):
     (built once while the estimator holds these weight arrays)."""
     if not all_finite(net.params):
         return False
-    rows = np.ascontiguousarray(X[:: -(-X.shape[0] // CHECK_ROWS)])
+    rows = as_rows(X[:: -(-X.shape[0] // CHECK_ROWS)])
     forward_pass = network(net.coefs_, net.intercepts_, est.activation, est.out_activation_,
                            owner=est)
     with np.errstate(over="ignore", invalid="ignore"):

@@ -41,7 +41,7 @@ def forward(coefs, intercepts, X, activation):
     ----------
     coefs, intercepts : list of ndarray
         ``coefs[l]`` of shape (n_in_l, n_out_l), ``intercepts[l]`` of shape (n_out_l,).
-    X : ndarray of shape (n_samples, n_features), float32 or float64, C-contiguous
+    X : ndarray or CSR matrix of shape (n_samples, n_features), float32 or float64
     activation : str
         The hidden activation (the output layer is left linear).
 
@@ -51,13 +51,15 @@ def forward(coefs, intercepts, X, activation):
     """
     net = network([np.asarray(W, X.dtype) for W in coefs],
                   [np.asarray(b, X.dtype) for b in intercepts], activation)
-    return net(np.ascontiguousarray(X), apply_output=False)
+    return net(as_rows(X), apply_output=False)
 
 
-def as_dense(X, dtype=None):
-    """C-contiguous dense copy-or-view of a validated X (sparse input is densified)."""
+def as_rows(X, dtype=None):
+    """A validated X as the kernels take it: a C-contiguous array, or for sparse input a
+    CSR matrix (never densified), in ``dtype`` (default: X's own)."""
     if scipy.sparse.issparse(X):
-        X = X.toarray()
+        X = X.tocsr()
+        return X if dtype is None or X.dtype == dtype else X.astype(dtype)
     return np.ascontiguousarray(X, dtype=dtype)
 
 

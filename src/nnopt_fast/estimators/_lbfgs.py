@@ -6,23 +6,41 @@ import warnings
 import numpy as np
 import scipy
 import scipy.optimize
+import scipy.sparse
 from sklearn.exceptions import ConvergenceWarning
 
 from ..kernels import reference as ref
+from ..kernels.codes import ACTIVATIONS
+from ..kernels.reference import activations as ref_layers
+from ..kernels.reference import updates as ref_updates
 from ._forward import data_loss
 from ._threads import _thread_budget, fit_threads
 
 
 def _sklearn_packing(net):
-    """Indices into ``net.params`` in scikit-learn's packed order (all W, then all b)."""
+    """The blocks of ``net.params`` in scikit-learn's packed order (all W, then all b), as
+    ``(start, stop)`` offsets: packing copies whole blocks, never element by element."""
     base = net.params.__array_interface__["data"][0]
     item = net.params.itemsize
-    parts = []
+    blocks = []
     for arrs in (net.coefs_, net.intercepts_):
         for a in arrs:
             start = (a.__array_interface__["data"][0] - base) // item
-            parts.append(np.arange(start, start + a.size, dtype=np.int64))
-    return np.concatenate(parts)
+            blocks.append((start, start + a.size))
+    return blocks
+
+
+def _pack(flat, blocks):
+    """float64 vector of ``flat``'s blocks in packed order."""
+    return np.concatenate([flat[a:b] for a, b in blocks]).astype(np.float64, copy=False)
+
+
+def _unpack(x, flat, blocks):
+    """Write the packed vector ``x`` into ``flat``'s blocks (cast to its dtype)."""
+    pos = 0
+    for a, b in blocks:
+        flat[a:b] = x[pos:pos + b - a]
+        pos += b - a
 
 
 def _verbosity_options(verbose):
@@ -35,14 +53,16 @@ def fit_lbfgs(est, net, X, T, sample_weight):
     """Minimize the estimator's full-batch loss over ``net``'s parameters in place.
 
     The loss and its gradient are evaluated with the reference kernels; the forward
-    pass over the whole of X writes into buffers allocated once.
+    pass over the whole of X writes into buffers allocated once. A sparse (CSR) X is
+    never densified: the first layer's products run on its non-zeros (the reference
+    kernels' bodies, which the epochs on sparse X use as well).
     """
     est.backend_ = "numpy"
     n = X.shape[0]
     S = float(n) if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
     L = len(net.coefs_)
     act, out = est.activation, est.out_activation_
-    idx = _sklearn_packing(net)
+    blocks = _sklearn_packing(net)
     params, coefs, intercepts = net.params, net.coefs_, net.intercepts_
     grads = np.zeros_like(params)
     gW, gb = net._views(grads)
@@ -50,18 +70,26 @@ def fit_lbfgs(est, net, X, T, sample_weight):
     dA = [None] + [np.empty((n, W.shape[1]), dtype=X.dtype) for W in coefs[:-1]]
     dZ = np.empty_like(H[-1])
     alpha, l1 = float(est.alpha), float(est.l1)
+    sparse = scipy.sparse.issparse(X)
+
+    def layer_forward(l):
+        name = act if l < L - 1 else "identity"
+        if l == 0 and sparse:
+            ref_layers.dense_forward(X, coefs[0], intercepts[0], ACTIVATIONS[name], H[1])
+        else:
+            ref.dense_forward(H[l], coefs[l], intercepts[l], name, H[l + 1])
 
     def loss_grad(x):
-        params[idx] = x
+        _unpack(x, params, blocks)
         for l in range(L):
-            ref.dense_forward(H[l], coefs[l], intercepts[l],
-                              act if l < L - 1 else "identity", H[l + 1])
+            layer_forward(l)
         loss = (data_loss(out, H[L], T, sample_weight, est.n_outputs_, dZ)
                 + ref.penalty(coefs, alpha, l1, S))
         delta = dZ
         for l in range(L, 0, -1):
-            ref.dense_backward(delta, H[l - 1], coefs[l - 1], 1.0 / S, gW[l - 1],
-                               gb[l - 1], dA[l - 1] if l > 1 else None)
+            backward = ref_updates.dense_backward if l == 1 and sparse else ref.dense_backward
+            backward(delta, H[l - 1], coefs[l - 1], 1.0 / S, gW[l - 1], gb[l - 1],
+                     dA[l - 1] if l > 1 else None)
             if l > 1:
                 ref.activation_backward(H[l - 1], dA[l - 1], act, dA[l - 1])
                 delta = dA[l - 1]
@@ -70,13 +98,13 @@ def fit_lbfgs(est, net, X, T, sample_weight):
                 ref.inplace_l2_grad(g, W, alpha / S)
             if l1:
                 ref.inplace_l1_subgradient(g, W, l1 / (2.0 * S))
-        return loss, grads[idx].astype(np.float64)
+        return loss, _pack(grads, blocks)
 
     options = {"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
                **_verbosity_options(est.verbose)}
     n_threads = fit_threads(est.n_threads)
     with _thread_budget(n_threads), np.errstate(over="ignore", invalid="ignore"):
-        res = scipy.optimize.minimize(loss_grad, params[idx].astype(np.float64),
+        res = scipy.optimize.minimize(loss_grad, _pack(params, blocks),
                                       method="L-BFGS-B", jac=True, options=options)
     if res.status != 0:
         msg = res.message.decode() if isinstance(res.message, bytes) else res.message
@@ -85,4 +113,4 @@ def fit_lbfgs(est, net, X, T, sample_weight):
                       f"(max_iter) or scale the data.", ConvergenceWarning, stacklevel=5)
     est.n_iter_ = min(int(res.nit), est.max_iter)
     est.loss_ = float(res.fun)
-    params[idx] = res.x.astype(X.dtype.type)
+    _unpack(res.x, params, blocks)

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import scipy.sparse
 
 #: Above this ratio of the largest to the smallest non-zero column std, ``fit`` warns.
 SCALE_RATIO_LIMIT = 1e3
@@ -25,7 +26,10 @@ def _column_moments(X):
     Each column is divided by its largest magnitude first, so that inputs near the
     float64 limit give finite statistics instead of overflowing.
     """
-    Xs = np.asarray(X[:: -(-X.shape[0] // _SCALE_CHECK_ROWS)], dtype=np.float64)
+    Xs = X[:: -(-X.shape[0] // _SCALE_CHECK_ROWS)]
+    if scipy.sparse.issparse(Xs):
+        return _sparse_column_moments(Xs)
+    Xs = np.asarray(Xs, dtype=np.float64)
     if Xs.ndim == 1:
         Xs = Xs.reshape(-1, 1)
     peak = np.abs(Xs).max(axis=0)
@@ -35,6 +39,24 @@ def _column_moments(X):
     std = unit.std(axis=0) * peak
     rms = np.sqrt((unit * unit).mean(axis=0)) * peak
     return mean, std, rms
+
+
+def _sparse_column_moments(Xs):
+    """:func:`_column_moments` of a sparse subsample, its implicit zeros counted, from its
+    non-zeros alone (a dense copy of a wide sparse X would not fit in memory)."""
+    Xs = scipy.sparse.csc_matrix(Xs, dtype=np.float64)
+    n = Xs.shape[0]
+    peak = np.zeros(Xs.shape[1])
+    counts = np.diff(Xs.indptr)
+    live = counts > 0
+    peak[live] = np.maximum.reduceat(np.abs(Xs.data), Xs.indptr[:-1][live]) if Xs.nnz else 0
+    peak[peak == 0] = 1.0
+    unit = Xs.data / np.repeat(peak, counts)
+    cols = np.repeat(np.arange(Xs.shape[1]), counts)
+    mean = np.bincount(cols, unit, Xs.shape[1]) / n
+    sq = np.bincount(cols, unit * unit, Xs.shape[1]) / n
+    std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+    return mean * peak, std * peak, np.sqrt(sq) * peak
 
 
 def scaling_report(X):

@@ -11,7 +11,7 @@ from ..kernels import get_backend
 from ..train.loop import DivergenceError, make_config, run_epochs
 from ..train.schedules import NoImprovement, make_schedule
 from ..train.state import OptimizerState
-from ._forward import data_loss, forward
+from ._forward import as_rows, data_loss, forward
 from ._reuse import reused
 from ._threads import fit_threads
 
@@ -59,7 +59,7 @@ def _split(est, X, codes, sw):
         raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                          "or the size of your dataset.")
     val = (X_val, est._val_truth(codes_val), est._kernel_targets(codes_val, X.dtype), sw_val)
-    train = (np.ascontiguousarray(X_train), est._kernel_targets(codes_train, X.dtype), sw_train)
+    train = (as_rows(X_train), est._kernel_targets(codes_train, X.dtype), sw_train)
     return train, val
 
 

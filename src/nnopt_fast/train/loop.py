@@ -171,13 +171,14 @@ def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng=None, shuffle=T
                 return order
     order = np.arange(m, dtype=np.int64)
     losses = []
+    snap = None
     # BLAS, OpenMP and Numba threads for this run; restored on exit, also on errors.
     with thread_budget(cfg, backend, m) as cfg:
         for epoch in range(1, epochs + 1):
             if before_epoch is not None:
                 before_epoch(epoch)
             order = reorder(order)
-            snap = state.snapshot()
+            snap = state.snapshot(into=snap)
             rate = schedule.rate
             t0 = time.perf_counter()
             # Overflow on the way to a divergence is reported once, by DivergenceError below.

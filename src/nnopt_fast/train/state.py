@@ -105,9 +105,20 @@ class TrainState:
         self.step = 0
         self.workspace = {}
 
-    def snapshot(self):
-        """Copies of everything an epoch changes, for :meth:`restore`."""
-        return (self.params.copy(), self.velocity.copy(), self.m.copy(), self.v.copy())
+    def snapshot(self, into=None):
+        """Copies of everything an epoch changes, for :meth:`restore`.
+
+        ``into``, an earlier snapshot of this state, is overwritten and returned instead
+        of allocating new copies (an epoch loop then holds one snapshot, not two at the
+        moment it takes the next).
+        """
+        live = (self.params, self.velocity, self.m, self.v)
+        if into is not None and all(a.shape == b.shape and a.dtype == b.dtype
+                                    for a, b in zip(into, live)):
+            for a, b in zip(into, live):
+                np.copyto(a, b)
+            return into
+        return tuple(a.copy() for a in live)
 
     def restore(self, snap):
         self.params[...], self.velocity[...], self.m[...], self.v[...] = snap

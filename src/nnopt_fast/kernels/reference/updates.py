@@ -108,7 +108,8 @@ def penalty(coefs, l2, l1, div):
     for W in coefs:
         w = W.ravel()
         if l2:
-            s2 += float(np.dot(w.astype(np.float64), w.astype(np.float64)))
+            w64 = w.astype(np.float64, copy=False)
+            s2 += float(np.dot(w64, w64))
         if l1:
             s1 += float(np.abs(w).sum(dtype=np.float64))
     return (0.5 * l2 * s2 + 0.5 * l1 * s1) / div
