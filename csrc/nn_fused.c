@@ -90,10 +90,12 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #define NN_FABS fabsf
 #define NN_EPS FLT_EPSILON
 #define NN_I int32_t
+#define NN_LANES 16
 #include "nn_fused_impl.h"
 #include "nn_loss_impl.h"
 #include "nn_small_impl.h"
 #undef NN_I
+#undef NN_LANES
 #undef NN_T
 #undef NN_S
 #undef NN_TANH
@@ -112,10 +114,12 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #define NN_FABS fabs
 #define NN_EPS DBL_EPSILON
 #define NN_I int64_t
+#define NN_LANES 8
 #include "nn_fused_impl.h"
 #include "nn_loss_impl.h"
 #include "nn_small_impl.h"
 #undef NN_I
+#undef NN_LANES
 #undef NN_T
 #undef NN_S
 #undef NN_TANH

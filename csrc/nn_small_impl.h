@@ -145,46 +145,73 @@ NN_CLONES NN_FMA void NN_S(nn_fm_weight_grad)(const NN_T *AT, const NN_T *DT, pt
         NN_S(nn_fm_grad_rows)(AT, DT, ld, n_out, n_pad, k, G, accumulate, 1);
 }
 /* Transpose a square tile of NN_VL vectors in registers: log2(NN_VL) stages, each
- * interleaving pairs of rows w apart at a granularity of w lanes. (i / w) % 2 == 0 keeps
- * i + w < NN_VL; GCC's -Warray-bounds does not see it before unrolling: silenced here. */
+ * interleaving pairs of rows w apart at a granularity of w lanes (lane L of the pair's
+ * first row takes, from the pair, lane lo[L], its second row lane hi[L]). The lane
+ * tables are constants, so that each interleave is one two-source permute. */
+#if NN_LANES == 16
+#define NN_TP_STAGES 4
+static const NN_S(nn_ivec) NN_S(nn_tp_lo)[NN_TP_STAGES] = {
+    {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
+    {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+    {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+    {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}};
+static const NN_S(nn_ivec) NN_S(nn_tp_hi)[NN_TP_STAGES] = {
+    {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31},
+    {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
+    {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+    {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}};
+#else
+#define NN_TP_STAGES 3
+static const NN_S(nn_ivec) NN_S(nn_tp_lo)[NN_TP_STAGES] = {
+    {0, 8, 2, 10, 4, 12, 6, 14},
+    {0, 1, 8, 9, 4, 5, 12, 13},
+    {0, 1, 2, 3, 8, 9, 10, 11}};
+static const NN_S(nn_ivec) NN_S(nn_tp_hi)[NN_TP_STAGES] = {
+    {1, 9, 3, 11, 5, 13, 7, 15},
+    {2, 3, 10, 11, 6, 7, 14, 15},
+    {4, 5, 6, 7, 12, 13, 14, 15}};
+#endif
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Warray-bounds"
 NN_INLINE void NN_S(nn_vtranspose)(NN_S(nn_vec) *r)
 {
-    NN_S(nn_vec) t[NN_VBYTES / sizeof(NN_T)];
-    _Pragma("GCC unroll 8") for (ptrdiff_t w = 1; w < NN_VL; w *= 2) {
-        NN_S(nn_ivec) lo, hi;
-        _Pragma("GCC unroll 16") for (ptrdiff_t L = 0; L < NN_VL; L++) {
-            lo[L] = (L / w) % 2 == 0 ? L : NN_VL + L - w;
-            hi[L] = (L / w) % 2 == 0 ? L + w : NN_VL + L;
-        }
-        _Pragma("GCC unroll 16") for (ptrdiff_t i = 0; i < NN_VL; i++) {
+    NN_S(nn_vec) t[NN_LANES];
+    _Pragma("GCC unroll 4") for (int s = 0; s < NN_TP_STAGES; s++) {
+        const ptrdiff_t w = (ptrdiff_t)1 << s;
+        _Pragma("GCC unroll 16") for (ptrdiff_t i = 0; i < NN_LANES; i++) {
             if ((i / w) % 2 == 0) {
-                t[i] = __builtin_shuffle(r[i], r[i + w], lo);
-                t[i + w] = __builtin_shuffle(r[i], r[i + w], hi);
+                t[i] = __builtin_shuffle(r[i], r[i + w], NN_S(nn_tp_lo)[s]);
+                t[i + w] = __builtin_shuffle(r[i], r[i + w], NN_S(nn_tp_hi)[s]);
             }
         }
-        _Pragma("GCC unroll 16") for (ptrdiff_t i = 0; i < NN_VL; i++)
+        _Pragma("GCC unroll 16") for (ptrdiff_t i = 0; i < NN_LANES; i++)
             r[i] = t[i];
     }
 }
 #pragma GCC diagnostic pop
+#undef NN_TP_STAGES
 
 NN_CLONES void NN_S(nn_gather_cols)(NN_T *XT, ptrdiff_t ld, const NN_T *X, const int64_t *idx,
                                     ptrdiff_t n_cols, ptrdiff_t n_pad, ptrdiff_t n_in)
 {
     /* Tiles of NN_VL samples x NN_VL features: load the rows' slices, transpose them in
-     * registers, store whole vectors of XT; the features and samples left over one by one. */
+     * registers, store whole vectors of XT. When n_in is at least NN_VL but no multiple
+     * of it, the features past the last whole tile take one more tile, loaded at
+     * n_in - NN_VL (inside every row), of which only the new features' vectors are
+     * stored. Narrower rows, and the samples left over, go one by one. */
     ptrdiff_t c = 0;
     for (; c + NN_VL <= n_cols; c += NN_VL) {
         ptrdiff_t k = 0;
-        for (; k + NN_VL <= n_in; k += NN_VL) {
-            NN_S(nn_vec) r[NN_VBYTES / sizeof(NN_T)];
+        while (n_in >= NN_VL && k < n_in) {
+            const ptrdiff_t k0 = k + NN_VL <= n_in ? k : n_in - NN_VL;
+            NN_S(nn_vec) r[NN_LANES];
             for (ptrdiff_t i = 0; i < NN_VL; i++)
-                r[i] = NN_VLOAD(X + idx[c + i] * n_in + k);
+                r[i] = NN_VLOAD(X + idx[c + i] * n_in + k0);
             NN_S(nn_vtranspose)(r);
-            for (ptrdiff_t m = 0; m < NN_VL; m++)
-                NN_VSTORE(XT + (k + m) * ld + c, r[m]);
+            for (ptrdiff_t m = k - k0; m < NN_VL; m++)
+                NN_VSTORE(XT + (k0 + m) * ld + c, r[m]);
+            k = k0 + NN_VL;
         }
         for (; k < n_in; k++)
             for (ptrdiff_t i = 0; i < NN_VL; i++)
