@@ -355,6 +355,7 @@ NN_CLONES double NN_S(nn_fm_output_loss)(int output, NN_T *D, ptrdiff_t ld, ptrd
     const NN_T eps = NN_EPS, one_m_eps = (NN_T)1 - NN_EPS;
     double total = 0.0;
     NN_T aux[NN_FM_LOSS_BLOCK], w[NN_FM_LOSS_BLOCK];
+    NN_I label[NN_FM_LOSS_BLOCK];
     double loss[NN_FM_LOSS_BLOCK], lq[NN_FM_LOSS_BLOCK];
     for (ptrdiff_t c0 = 0; c0 < nc; c0 += NN_FM_LOSS_BLOCK) {
         const ptrdiff_t n = nc - c0 < NN_FM_LOSS_BLOCK ? nc - c0 : NN_FM_LOSS_BLOCK;
@@ -379,14 +380,28 @@ NN_CLONES double NN_S(nn_fm_output_loss)(int output, NN_T *D, ptrdiff_t ld, ptrd
             for (ptrdiff_t j = 0; j < k; j++)
                 for (ptrdiff_t c = 0; c < n; c++)
                     D0[j * ld + c] = D0[j * ld + c] / aux[c];
+            /* The true class's probability, then P - onehot(y): class by class with a
+             * select along the batch (vectorized), not one scattered access per sample. */
             for (ptrdiff_t c = 0; c < n; c++) {
-                NN_T *pt = D0 + y[idx[c0 + c]] * ld + c;
-                NN_T p = *pt;
-                p = p < eps ? eps : p;
-                p = p > one_m_eps ? one_m_eps : p;
-                loss[c] = (double)p;
-                *pt -= (NN_T)1;
+                label[c] = (NN_I)y[idx[c0 + c]];
+                aux[c] = (NN_T)0;
             }
+            for (ptrdiff_t j = 0; j < k; j++) {
+                NN_T *d = D0 + j * ld;
+                for (ptrdiff_t c = 0; c < n; c++) {
+                    const int hit = label[c] == (NN_I)j;
+                    aux[c] = hit ? d[c] : aux[c];
+                    d[c] -= hit ? (NN_T)1 : (NN_T)0;
+                }
+            }
+            /* Clip (a NaN stays NaN, and reports the divergence), then widen: two loops
+             * of one lane width each, both vectorized. */
+            for (ptrdiff_t c = 0; c < n; c++) {
+                const NN_T p = aux[c];
+                aux[c] = p < eps ? eps : (p > one_m_eps ? one_m_eps : p);
+            }
+            for (ptrdiff_t c = 0; c < n; c++)
+                loss[c] = (double)aux[c];
             NN_S(nn_neg_logs)(loss, n);
         } else {
             for (ptrdiff_t c = 0; c < n; c++)
@@ -423,8 +438,21 @@ NN_CLONES double NN_S(nn_fm_output_loss)(int output, NN_T *D, ptrdiff_t ld, ptrd
             for (ptrdiff_t j = 0; j < k; j++)
                 for (ptrdiff_t c = 0; c < n; c++)
                     D0[j * ld + c] *= w[c];
-        for (ptrdiff_t c = 0; c < n; c++)
-            total += sw ? loss[c] * (double)w[c] : loss[c];
+        double block = 0.0;
+        if (sw) {
+#if defined(_OPENMP) || defined(NN_OPENMP_SIMD)
+#pragma omp simd reduction(+ : block)
+#endif
+            for (ptrdiff_t c = 0; c < n; c++)
+                block += loss[c] * (double)w[c];
+        } else {
+#if defined(_OPENMP) || defined(NN_OPENMP_SIMD)
+#pragma omp simd reduction(+ : block)
+#endif
+            for (ptrdiff_t c = 0; c < n; c++)
+                block += loss[c];
+        }
+        total += block;
     }
     return total;
 }
