@@ -39,8 +39,10 @@ def _extensions():
                  "csrc/nn_step.c"],
         include_dirs=["csrc", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        depends=["csrc/nn_codes.h", "csrc/nn_fused.h", "csrc/nn_fused_impl.h", "csrc/nn_math.h",
-                 "csrc/nn_parallel.h", "csrc/nn_step.h", "csrc/nn_step_impl.h"],
+        depends=["csrc/nn_codes.h", "csrc/nn_fused.h", "csrc/nn_fused_impl.h", "csrc/nn_loss_impl.h",
+                 "csrc/nn_math.h", "csrc/nn_small_impl.h",
+                 "csrc/nn_parallel.h", "csrc/nn_step.h", "csrc/nn_step_impl.h",
+                 "csrc/nn_workers_impl.h", "src/nnopt_fast/kernels/_cython.pxd"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )

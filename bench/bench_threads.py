@@ -30,7 +30,7 @@ from nnopt_fast.kernels import get_backend  # noqa: E402
 from nnopt_fast.train.loop import make_config  # noqa: E402
 from nnopt_fast.train.state import TrainState  # noqa: E402
 from nnopt_fast.train.threads import choose_mode, thread_budget  # noqa: E402
-from workloads import DROPOUT, LR, RUN_SEED, WORKLOADS, make_data, parse_names  # noqa: E402
+from workloads import RUN_SEED, WORKLOADS, make_data, parse_names  # noqa: E402
 
 
 class Run:
@@ -39,8 +39,9 @@ class Run:
     def __init__(self, w, X, y, backend, n_threads, parallel, thread_mode="auto"):
         net = nf.MLP(w.layers, random_state=RUN_SEED, dtype=np.float32)
         self.cfg = make_config(net, batch_size=w.batch_size, n_samples=len(X), l2=w.l2,
-                               dropout=DROPOUT, seed=RUN_SEED, n_threads=n_threads,
-                               parallel=parallel, thread_mode=thread_mode)
+                               optimizer=w.optimizer, dropout=w.dropout, seed=RUN_SEED,
+                               n_threads=n_threads, parallel=parallel, thread_mode=thread_mode)
+        self.lr = w.lr
         self.be = get_backend(backend)
         self.state = TrainState(net, self.cfg)
         self.X, self.y = X, y
@@ -54,7 +55,7 @@ class Run:
         with thread_budget(self.cfg, self.be) as cfg:
             t0 = time.perf_counter()
             _, _, n_steps, status = self.be.run_epoch(cfg, self.state, self.X, self.y, None,
-                                                      perm, LR, self.state.step)
+                                                      perm, self.lr, self.state.step)
             secs = time.perf_counter() - t0
         if status != 0:
             raise FloatingPointError("the benchmark run diverged")

@@ -27,7 +27,7 @@ import runners  # noqa: E402
 from runners import RUNNERS, Unavailable, gemm_rate, make_runner  # noqa: E402
 from workloads import WORKLOADS, make_data, parse_names  # noqa: E402
 
-DEFAULT_WORKLOADS = "W1,W2,W3,W4,W5"
+DEFAULT_WORKLOADS = "W1,W2,W3,W4,W5,W6,W7"
 
 
 # ---------------------------------------------------------------------------
@@ -253,8 +253,8 @@ def _fmt_s(t):
 def table(results, best_rate, out):
     """Markdown table: s/epoch, samples/s, ratio to PyTorch and to the floor."""
     out("| workload | runner | s/epoch (median) | min–max | samples/s | vs PyTorch | "
-        "vs floor | CE after | note |")
-    out("|---|---|---|---|---|---|---|---|---|")
+        "vs floor | vs base | CE after | note |")
+    out("|---|---|---|---|---|---|---|---|---|---|")
     for wname, res in results.items():
         w = WORKLOADS[wname]
         floor = w.flops / best_rate
@@ -262,16 +262,18 @@ def table(results, best_rate, out):
         torch_t = med.get("torch")
         floor_vs_torch = f"{torch_t / floor:.1f}× faster" if torch_t else "—"
         out(f"| {wname} | compute floor | {_fmt_s(floor)} | | {w.n_samples / floor:,.0f} | "
-            f"{floor_vs_torch} | 1.00× | | {w.flops / 1e9:.3g} GFLOP at "
+            f"{floor_vs_torch} | 1.00× | | | {w.flops / 1e9:.3g} GFLOP at "
             f"{best_rate / 1e9:.0f} GFLOP/s |")
         for name, t in med.items():
             ts = res["times"][name]
             vs_torch = f"{torch_t / t:.2f}× faster" if torch_t else "—"
+            base = med.get(f"{name}@base")
+            vs_base = f"{base / t:.2f}× faster" if base else ""
             out(f"| {wname} | {name} | {_fmt_s(t)} | {_fmt_s(min(ts))}–{_fmt_s(max(ts))} | "
-                f"{w.n_samples / t:,.0f} | {vs_torch} | {t / floor:.2f}× | "
+                f"{w.n_samples / t:,.0f} | {vs_torch} | {t / floor:.2f}× | {vs_base} | "
                 f"{res['losses'][name]:.4f} | {res['notes'].get(name, '')} |")
         for name, why in res["skipped"].items():
-            out(f"| {wname} | {name} | not run | | | | | | {why} |")
+            out(f"| {wname} | {name} | not run | | | | | | | {why} |")
 
 
 def main(argv=None):
@@ -289,6 +291,10 @@ def main(argv=None):
                          "default: the libraries' own (all cores)")
     ap.add_argument("--no-cold-start", action="store_true", help="skip the cold-start runs")
     ap.add_argument("--cold-repeats", type=int, default=3)
+    ap.add_argument("--baseline", metavar="TREE",
+                    help="a source tree of nnopt_fast built beside this one (e.g. a git "
+                         "worktree of the previous head): adds the runners cython@base and "
+                         "numba@base, interleaved with this tree's")
     ap.add_argument("--json", help="also write the raw timings to this file")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = ap.parse_args(argv)
@@ -296,6 +302,7 @@ def main(argv=None):
         ap.error("--repeats must be >= 1")
     names = parse_names(args.workloads)
     runners.TORCH_THREADS = args.torch_threads
+    runners.BASELINE = args.baseline
     runner_names = [r.strip() for r in args.runners.split(",") if r.strip()]
     bad = [r for r in runner_names if r not in RUNNERS]
     if bad:
@@ -334,7 +341,8 @@ def main(argv=None):
         f"{best_rate / 1e9:.0f} GFLOP/s; load average at end "
         f"{tuple(round(x, 2) for x in env['loadavg_end'] or ())}")
     out(f"- {args.repeats} timed epochs per runner after one warm-up epoch, interleaved; "
-        f"medians. float32, tanh, softmax CE, SGD lr 0.05, L2 1e-4 per step, dropout 0.2.")
+        f"medians. float32, tanh, softmax CE; W1-W6 SGD lr 0.05, L2 1e-4 per step, dropout "
+        f"0.2; W7 Adam lr 0.001, no penalty, no dropout. nnopt_fast on one thread.")
     out("")
     table(results, best_rate, out)
     if cold:

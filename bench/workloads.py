@@ -1,4 +1,4 @@
-"""The benchmark workloads W1-W5 of BENCH.md: data, hyper-parameters and FLOP counts."""
+"""The benchmark workloads W1-W7 of BENCH.md: data, hyper-parameters and FLOP counts."""
 
 from dataclasses import dataclass
 
@@ -6,6 +6,8 @@ import numpy as np
 
 #: Hyper-parameters shared by every workload (BENCH.md).
 LR = 0.05
+#: W7's Adam learning rate.
+ADAM_LR = 0.001
 #: Per-step L2 coefficient c in ``W <- W - lr (dW + c W)``.
 L2_PER_STEP = 1e-4
 DROPOUT = 0.2
@@ -21,12 +23,17 @@ class Workload:
     Attributes
     ----------
     name : str
-        ``"W1"`` ... ``"W5"``.
+        ``"W1"`` ... ``"W7"``.
     label : str
     n_samples : int
     layers : tuple of int
         ``(n_in, hidden..., n_classes)``.
     batch_size : int
+    optimizer : {"sgd", "adam"}
+        SGD at lr 0.05 with the per-step L2 coefficient 1e-4 (W1-W6), or Adam at lr
+        0.001 without penalty (W7, SimpleChains' blog setting).
+    dropout : float
+        On the hidden layers.
     """
 
     name: str
@@ -34,6 +41,8 @@ class Workload:
     n_samples: int
     layers: tuple
     batch_size: int
+    optimizer: str = "sgd"
+    dropout: float = DROPOUT
 
     @property
     def flops(self):
@@ -45,14 +54,22 @@ class Workload:
         return self.layers[1:-1]
 
     @property
+    def lr(self):
+        return LR if self.optimizer == "sgd" else ADAM_LR
+
+    @property
+    def l2_per_step(self):
+        return L2_PER_STEP if self.optimizer == "sgd" else 0.0
+
+    @property
     def l2(self):
         """``nf.train``'s ``l2`` giving the per-step coefficient ``l2 / m = 1e-4``."""
-        return L2_PER_STEP * self.n_samples
+        return self.l2_per_step * self.n_samples
 
     @property
     def sklearn_alpha(self):
         """scikit-learn's ``alpha``: its per-step coefficient is ``alpha / batch``."""
-        return L2_PER_STEP * self.batch_size
+        return self.l2_per_step * self.batch_size
 
 
 WORKLOADS = {
@@ -63,6 +80,9 @@ WORKLOADS = {
         Workload("W3", "wide", 60_000, (784, 1024, 1024, 10), 256),
         Workload("W4", "stochastic", 20_000, (64, 32, 10), 1),
         Workload("W5", "full batch", 20_000, (784, 256, 128, 10), 20_000),
+        Workload("W6", "narrow", 200_000, (24, 8, 2), 200),
+        Workload("W7", "tiny full batch", 10_000, (4, 32, 16, 4), 10_000, optimizer="adam",
+                 dropout=0.0),
     )
 }
 

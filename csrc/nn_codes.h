@@ -24,6 +24,10 @@
 #define NN_OPT_NESTEROV 2
 #define NN_OPT_ADAM 3
 
+/* Workspace layouts (plan.LAYOUTS). */
+#define NN_LAYOUT_ROWS 0
+#define NN_LAYOUT_FEATURES 1
+
 /* What an epoch returns (codes.STATUS). */
 #define NN_STATUS_OK 0
 #define NN_STATUS_NONFINITE 1

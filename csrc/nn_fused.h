@@ -14,7 +14,7 @@
 
 #include "nn_codes.h"
 
-/* Which target_clones variant runs on this CPU: "avx512f", "avx2" or "default". */
+/* Which target_clones variant runs on this CPU: "x86-64-v4", "avx2" or "default". */
 const char *nn_simd_path(void);
 /* reference.dropout_key(seed, layer, step). */
 uint64_t nn_dropout_key(uint64_t seed, uint64_t layer, uint64_t step);
@@ -83,6 +83,42 @@ double nn_squared_error_f64(double *dZ, const double *Z, const double *b, const 
                             const int64_t *idx, const double *sw, ptrdiff_t n_rows,
                             ptrdiff_t n_cols);
 
+/* Z <- the output layer's activation of Z in place: softmax row by row, logistic, or
+ * nothing (identity); output is an NN_OUT_* code. */
+void nn_output_activation_f32(int output, float *Z, ptrdiff_t n_rows, ptrdiff_t n_cols);
+void nn_output_activation_f64(int output, double *Z, ptrdiff_t n_rows, ptrdiff_t n_cols);
+
+/* Rows of a CSR matrix (float32 or float64 values, int64 indices). */
+typedef struct {
+    const float *data;
+    const int64_t *indices;
+    const int64_t *indptr;
+} nn_csr_f32;
+typedef struct {
+    const double *data;
+    const int64_t *indices;
+    const int64_t *indptr;
+} nn_csr_f64;
+
+/* H[r, :] = sum over the non-zeros (col, v) of CSR row idx[r] of v W[col, :], for r < nb:
+ * the first layer's product X_batch W on sparse X (H (nb, n_out) row-major). */
+void nn_csr_gemm_f32(float *H, const nn_csr_f32 *X, const int64_t *idx, ptrdiff_t nb,
+                     const float *W, ptrdiff_t n_out);
+void nn_csr_gemm_f64(double *H, const nn_csr_f64 *X, const int64_t *idx, ptrdiff_t nb,
+                     const double *W, ptrdiff_t n_out);
+/* out[col - i0, :] += scale v D[r, :] for the non-zeros (col, v) of rows idx[r] with
+ * i0 <= col < i1: rows i0 .. i1 of X_batch^T D, the first layer's weight gradient. */
+void nn_csr_scatter_f32(float *out, ptrdiff_t n_out, ptrdiff_t i0, ptrdiff_t i1,
+                        const nn_csr_f32 *X, const int64_t *idx, ptrdiff_t nb, const float *D,
+                        float scale);
+void nn_csr_scatter_f64(double *out, ptrdiff_t n_out, ptrdiff_t i0, ptrdiff_t i1,
+                        const nn_csr_f64 *X, const int64_t *idx, ptrdiff_t nb, const double *D,
+                        double scale);
+
+/* Whether all n values are finite. */
+int nn_all_finite_f32(const float *x, ptrdiff_t n);
+int nn_all_finite_f64(const double *x, ptrdiff_t n);
+
 /* out[j] = scale * sum_i D[i, j]. */
 void nn_colsum_f32(float *out, const float *D, ptrdiff_t n_rows, ptrdiff_t n_cols, float scale);
 void nn_colsum_f64(double *out, const double *D, ptrdiff_t n_rows, ptrdiff_t n_cols,
@@ -122,5 +158,41 @@ void nn_l1_prox_f64(double *W, ptrdiff_t n, double thr);
 /* s2 += sum W^2, s1 += sum |W|, in double. */
 void nn_penalty_sums_f32(const float *W, ptrdiff_t n, double *s2, double *s1);
 void nn_penalty_sums_f64(const double *W, ptrdiff_t n, double *s2, double *s1);
+
+/*
+ * Small-matrix kernels of the feature-major layout (nn_small_impl.h): a layer's
+ * activations are an (n_units, ld) block, one row of ld batch columns per unit; n_pad
+ * columns (a multiple of 64 bytes' worth) are computed, ld >= n_pad.
+ */
+#define NN_DECLARE_SMALL(T, S)                                                              \
+    /* out[r, c] = bias[r] + sum_s M[r rs + s ss] in[s, c] (bias may be NULL): forward      \
+     * with M = W (rs 1, ss n_out), backward with M = W^T (rs n_out, ss 1). */               \
+    void nn_fm_gemm##S(const T *M, ptrdiff_t rs, ptrdiff_t ss, const T *bias, const T *in,   \
+                       ptrdiff_t ld, ptrdiff_t n_s, ptrdiff_t n_r, ptrdiff_t n_pad, T *out); \
+    /* G[k, j] (+)= sum_c AT[k, c] DT[j, c]: the weight gradient of an n_in x n_out layer. */ \
+    void nn_fm_weight_grad##S(const T *AT, const T *DT, ptrdiff_t ld, ptrdiff_t n_in,        \
+                              ptrdiff_t n_out, ptrdiff_t n_pad, T *G, int accumulate);       \
+    /* out[j] (+)= sum_c D[j, c]. */                                                          \
+    void nn_row_sums##S(const T *D, ptrdiff_t ld, ptrdiff_t n_rows, ptrdiff_t n_pad, T *out,  \
+                        int accumulate);                                                     \
+    /* XT[k, c] = X[idx[c], k] for c < n_cols, 0 for n_cols <= c < n_pad. */                  \
+    void nn_gather_cols##S(T *XT, ptrdiff_t ld, const T *X, const int64_t *idx,              \
+                           ptrdiff_t n_cols, ptrdiff_t n_pad, ptrdiff_t n_in);               \
+    /* out[j, i] = in[i, j] for i < n_rows, j < n_cols (row strides ld_out, ld_in). */        \
+    void nn_transpose##S(T *out, ptrdiff_t ld_out, const T *in, ptrdiff_t ld_in,             \
+                         ptrdiff_t n_rows, ptrdiff_t n_cols);                                \
+    /* H <- g(H) over n values. */                                                            \
+    void nn_activate##S(T *H, ptrdiff_t n, int act);                                         \
+    /* M <- the dropout mask of batch rows col0.. (units x columns), A <- H * M. */          \
+    void nn_fm_dropout##S(const T *H, T *A, T *M, ptrdiff_t ld, ptrdiff_t n_units,            \
+                          ptrdiff_t n_pad, uint64_t key, int64_t col0, uint64_t thr, T scale); \
+    /* The output layer's loss on D = Z (k, ld) for columns 0 .. nc, samples idx[c]: D <-   \
+     * its gradient; returns sum_c sw_c L_c (see nn_output_loss). */                          \
+    double nn_fm_output_loss##S(int output, T *D, ptrdiff_t ld, ptrdiff_t k, ptrdiff_t nc,     \
+                                const int64_t *y, const T *Y, const int64_t *idx, const T *sw);
+
+NN_DECLARE_SMALL(float, _f32)
+NN_DECLARE_SMALL(double, _f64)
+#undef NN_DECLARE_SMALL
 
 #endif /* NNOPT_NN_FUSED_H_ */

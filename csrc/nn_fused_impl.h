@@ -53,9 +53,44 @@ void NN_S(nn_gather_rows)(NN_T *out, const NN_T *X, const int64_t *idx, ptrdiff_
         memcpy(out + i * n_cols, X + idx[i] * n_cols, (size_t)n_cols * sizeof(NN_T));
 }
 
+/* Rows narrower than this run as one flat loop over rows x width (see nn_bias_tile). */
+#ifndef NN_FLAT_COLS
+#define NN_FLAT_COLS 16
+#endif
+/* lcm(n_cols, 16) <= 15 * 16 for n_cols < NN_FLAT_COLS. */
+#define NN_TILE_MAX 240
+
+/* Narrow rows fill no vector: the passes below then run flat over the whole block,
+ * taking the bias from a tile of it repeated lcm(n_cols, 16) / n_cols times, so that
+ * every vector sees the bias of its lanes' columns. Returns the tile's length. */
+NN_INLINE ptrdiff_t NN_S(nn_bias_tile)(NN_T *tile, const NN_T *b, ptrdiff_t n_cols)
+{
+    ptrdiff_t a = n_cols, g = 16, t;
+    while (g) {
+        t = a % g;
+        a = g;
+        g = t;
+    }
+    const ptrdiff_t len = n_cols * (16 / a);
+    for (ptrdiff_t k = 0; k < len; k++)
+        tile[k] = b[k % n_cols];
+    return len;
+}
+
 NN_INLINE void
 NN_S(nn_bias_act_body)(NN_T *H, const NN_T *b, ptrdiff_t n_rows, ptrdiff_t n_cols, int act)
 {
+    if (n_cols < NN_FLAT_COLS) {
+        NN_T tile[NN_TILE_MAX];
+        const ptrdiff_t len = NN_S(nn_bias_tile)(tile, b, n_cols), n = n_rows * n_cols;
+        for (ptrdiff_t f = 0; f < n; f += len) {
+            NN_T *h = H + f;
+            const ptrdiff_t m = n - f < len ? n - f : len;
+            for (ptrdiff_t k = 0; k < m; k++)
+                h[k] = NN_S(nn_act)(h[k] + tile[k], act);
+        }
+        return;
+    }
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         NN_T *h = H + i * n_cols;
         for (ptrdiff_t j = 0; j < n_cols; j++)
@@ -88,12 +123,32 @@ NN_S(nn_bias_act_dropout_body)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b, ptrdiff
                                ptrdiff_t n_cols, int act, uint64_t key, int64_t row0,
                                uint64_t thr, NN_T scale)
 {
+    /* Unit (row0 + i, j) is hash counter (row0 + i) n_cols + j + 1: flat element f of the
+     * block is counter row0 n_cols + f + 1, so the flat loop keeps the masks. */
+    const uint64_t e0 = (uint64_t)row0 * (uint64_t)n_cols + 1u, z0 = e0 * NN_GOLDEN + key;
+    if (n_cols < NN_FLAT_COLS) {
+        NN_T tile[NN_TILE_MAX];
+        const ptrdiff_t len = NN_S(nn_bias_tile)(tile, b, n_cols), n = n_rows * n_cols;
+        for (ptrdiff_t f = 0; f < n; f += len) {
+            NN_T *h = H + f, *a = A + f, *m = M + f;
+            const ptrdiff_t cnt = n - f < len ? n - f : len;
+            for (ptrdiff_t k = 0; k < cnt; k++) {
+                const NN_T hv = NN_S(nn_act)(h[k] + tile[k], act);
+                const NN_T mv = nn_dropout_kept_z(z0 + (uint64_t)(f + k) * NN_GOLDEN, thr)
+                                    ? scale : (NN_T)0;
+                h[k] = hv;
+                m[k] = mv;
+                a[k] = hv * mv;
+            }
+        }
+        return;
+    }
     for (ptrdiff_t i = 0; i < n_rows; i++) {
         NN_T *h = H + i * n_cols, *a = A + i * n_cols, *m = M + i * n_cols;
-        const uint64_t e0 = (uint64_t)(row0 + i) * (uint64_t)n_cols + 1u;
+        const uint64_t zi = (e0 + (uint64_t)i * (uint64_t)n_cols) * NN_GOLDEN + key;
         for (ptrdiff_t j = 0; j < n_cols; j++) {
             const NN_T hv = NN_S(nn_act)(h[j] + b[j], act);
-            const NN_T mv = nn_dropout_kept(key, e0 + (uint64_t)j, thr) ? scale : (NN_T)0;
+            const NN_T mv = nn_dropout_kept_z(zi + (uint64_t)j * NN_GOLDEN, thr) ? scale : (NN_T)0;
             h[j] = hv;
             m[j] = mv;
             a[j] = hv * mv;
@@ -160,132 +215,59 @@ NN_CLONES void NN_S(nn_act_backward)(NN_T *out, const NN_T *dA, const NN_T *H, c
 NN_CLONES void NN_S(nn_dropout_mask)(NN_T *out, ptrdiff_t n_rows, ptrdiff_t n_cols, uint64_t key,
                                      int64_t row0, uint64_t thr, NN_T scale)
 {
-    const uint64_t e0 = (uint64_t)row0 * (uint64_t)n_cols + 1u;
+    const uint64_t z0 = ((uint64_t)row0 * (uint64_t)n_cols + 1u) * NN_GOLDEN + key;
     const ptrdiff_t n = n_rows * n_cols;
     for (ptrdiff_t i = 0; i < n; i++)
-        out[i] = nn_dropout_kept(key, e0 + (uint64_t)i, thr) ? scale : (NN_T)0;
+        out[i] = nn_dropout_kept_z(z0 + (uint64_t)i * NN_GOLDEN, thr) ? scale : (NN_T)0;
 }
 
-/* Row r of a batch lives at row idx[r] of the full arrays (or row r without idx). */
-#define NN_ROW(idx, r) ((idx) ? (idx)[r] : (int64_t)(r))
-
-NN_CLONES double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const int64_t *y,
-                                       const int64_t *idx, const NN_T *sw, ptrdiff_t n_rows,
-                                       ptrdiff_t n_cols)
+NN_CLONES void NN_S(nn_csr_gemm)(NN_T *H, const NN_S(nn_csr) *X, const int64_t *idx,
+                                 ptrdiff_t nb, const NN_T *W, ptrdiff_t n_out)
 {
-    const NN_T eps = NN_EPS, one_m_eps = (NN_T)1 - NN_EPS;
-    double total = 0.0;
-    /* Pass 1, row by row: S = (Z + b) - max. dZ may alias Z: each z[j] is read before
-     * g[j] is written. A NaN anywhere reaches the loss through exp(S) whatever max is. */
-    for (ptrdiff_t i = 0; i < n_rows; i++) {
-        const NN_T *z = Z + i * n_cols;
-        NN_T *g = dZ + i * n_cols;
-        if (b) {
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                g[j] = z[j] + b[j];
-        } else {
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                g[j] = z[j];
+    for (ptrdiff_t r = 0; r < nb; r++) {
+        NN_T *h = H + r * n_out;
+        const int64_t row = idx[r];
+        for (ptrdiff_t j = 0; j < n_out; j++)
+            h[j] = (NN_T)0;
+        for (int64_t q = X->indptr[row]; q < X->indptr[row + 1]; q++) {
+            const NN_T v = X->data[q];
+            const NN_T *w = W + X->indices[q] * n_out;
+            for (ptrdiff_t j = 0; j < n_out; j++)
+                h[j] += v * w[j];
         }
-        NN_T zmax = g[0];
-        for (ptrdiff_t j = 1; j < n_cols; j++)
-            zmax = g[j] > zmax ? g[j] : zmax;
-        for (ptrdiff_t j = 0; j < n_cols; j++)
-            g[j] = g[j] - zmax;
     }
-    /* Pass 2: exp over the whole block, one long loop that vectorizes even when rows are
-     * shorter than a vector. */
-    const ptrdiff_t n = n_rows * n_cols;
-    for (ptrdiff_t k = 0; k < n; k++)
-        dZ[k] = NN_EXPV(dZ[k]);
-    /* Pass 3, row by row: normalize, loss, gradient. */
-    for (ptrdiff_t i = 0; i < n_rows; i++) {
-        NN_T *g = dZ + i * n_cols;
-        const int64_t r = NN_ROW(idx, i);
-        NN_T sum = 0;
-        for (ptrdiff_t j = 0; j < n_cols; j++)
-            sum += g[j];
-        for (ptrdiff_t j = 0; j < n_cols; j++)
-            g[j] = g[j] / sum;
-        const int64_t c = y[r];
-        NN_T p = g[c];
-        p = p < eps ? eps : p;
-        p = p > one_m_eps ? one_m_eps : p;
-        double L = -log((double)p);
-        g[c] -= (NN_T)1;
-        if (sw) {
-            const NN_T w = sw[r];
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                g[j] *= w;
-            L = L * (double)w;
-        }
-        total += L;
-    }
-    return total;
 }
 
-NN_CLONES double NN_S(nn_logistic_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, const NN_T *Y,
-                              const int64_t *idx, const NN_T *sw, ptrdiff_t n_rows,
-                              ptrdiff_t n_cols)
+NN_CLONES void NN_S(nn_csr_scatter)(NN_T *out, ptrdiff_t n_out, ptrdiff_t i0, ptrdiff_t i1,
+                                    const NN_S(nn_csr) *X, const int64_t *idx, ptrdiff_t nb,
+                                    const NN_T *D, NN_T scale)
 {
-    const NN_T eps = NN_EPS, one_m_eps = (NN_T)1 - NN_EPS;
-    double total = 0.0;
-    for (ptrdiff_t i = 0; i < n_rows; i++) {
-        const NN_T *z = Z + i * n_cols;
-        NN_T *g = dZ + i * n_cols;
-        const int64_t r = NN_ROW(idx, i);
-        const NN_T *yr = Y + r * n_cols;
-        double L = 0.0;
-        for (ptrdiff_t j = 0; j < n_cols; j++) {
-            const NN_T zj = b ? z[j] + b[j] : z[j];
-            const NN_T p = (NN_T)1 / ((NN_T)1 + NN_EXP(-zj));
-            NN_T pc = p < eps ? eps : p;
-            pc = pc > one_m_eps ? one_m_eps : pc;
-            const double y64 = (double)yr[j], pc64 = (double)pc;
-            L += -(y64 * log(pc64) + (1.0 - y64) * log1p(-pc64));
-            g[j] = p - yr[j];
+    for (ptrdiff_t r = 0; r < nb; r++) {
+        const int64_t row = idx[r];
+        const NN_T *d = D + r * n_out;
+        for (int64_t q = X->indptr[row]; q < X->indptr[row + 1]; q++) {
+            const int64_t col = X->indices[q];
+            if (col < i0 || col >= i1)
+                continue;
+            const NN_T v = scale * X->data[q];
+            NN_T *o = out + (col - i0) * n_out;
+            for (ptrdiff_t j = 0; j < n_out; j++)
+                o[j] += v * d[j];
         }
-        if (sw) {
-            const NN_T w = sw[r];
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                g[j] *= w;
-            L = L * (double)w;
-        }
-        total += L;
     }
-    return total;
 }
 
-NN_CLONES double NN_S(nn_squared_error)(NN_T *dZ, const NN_T *Z, const NN_T *b, const NN_T *Y,
-                              const int64_t *idx, const NN_T *sw, ptrdiff_t n_rows,
-                              ptrdiff_t n_cols)
+NN_CLONES int NN_S(nn_all_finite)(const NN_T *x, ptrdiff_t n)
 {
-    double total = 0.0;
-    for (ptrdiff_t i = 0; i < n_rows; i++) {
-        const NN_T *z = Z + i * n_cols;
-        NN_T *g = dZ + i * n_cols;
-        const int64_t r = NN_ROW(idx, i);
-        const NN_T *yr = Y + r * n_cols;
-        double L = 0.0;
-        for (ptrdiff_t j = 0; j < n_cols; j++) {
-            const NN_T zj = b ? z[j] + b[j] : z[j];
-            const NN_T gj = zj - yr[j];
-            L += (double)gj * (double)gj;
-            g[j] = gj;
-        }
-        L = 0.5 * L;
-        if (sw) {
-            const NN_T w = sw[r];
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                g[j] *= w;
-            L = L * (double)w;
-        }
-        total += L;
-    }
-    return total;
+    /* x - x is 0 for every finite x, NaN for NaN and infinities: one vectorized sum. */
+    NN_T acc = 0;
+#if defined(_OPENMP) || defined(NN_OPENMP_SIMD)
+#pragma omp simd reduction(+ : acc)
+#endif
+    for (ptrdiff_t i = 0; i < n; i++)
+        acc += x[i] - x[i];
+    return acc == (NN_T)0;
 }
-
-#undef NN_ROW
 
 NN_CLONES void NN_S(nn_colsum)(NN_T *out, const NN_T *D, ptrdiff_t n_rows, ptrdiff_t n_cols,
                                NN_T scale)

@@ -87,6 +87,10 @@ static inline int nn_slice_rows(ptrdiff_t nb, int s, int n_slices, ptrdiff_t *r0
     return *r1 > *r0;
 }
 
+/* The most threads a team may have (the features-layout sync epoch keeps a flag per
+ * thread on its stack). */
+#define NN_MAX_TEAM 1024
+
 /* Team tables are cut on 128 bytes: two cache lines (x86 cores prefetch lines in pairs). */
 #define NN_ALIGN_BYTES 128
 
@@ -111,6 +115,8 @@ static inline void nn_set_status(nn_team *team, int status)
 
 nn_team *nn_team_create(int n_threads)
 {
+    if (n_threads < 1 || n_threads > NN_MAX_TEAM)
+        return NULL;
     const size_t n_slots = (size_t)(n_threads + 1) * NN_SLOT;
     const size_t bytes = sizeof(nn_team) + n_slots * sizeof(double) + 2 * NN_ALIGN_BYTES;
     char *raw = malloc(bytes);
@@ -164,6 +170,7 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res)
 #define NN_S(name) name##_f32
 #define NN_GEMM nn_sgemm
 #include "nn_step_impl.h"
+#include "nn_workers_impl.h"
 #undef NN_T
 #undef NN_S
 #undef NN_GEMM
@@ -172,6 +179,7 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res)
 #define NN_S(name) name##_f64
 #define NN_GEMM nn_dgemm
 #include "nn_step_impl.h"
+#include "nn_workers_impl.h"
 #undef NN_T
 #undef NN_S
 #undef NN_GEMM

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "nn_codes.h"
+#include "nn_fused.h"
 #include "nn_parallel.h"
 
 /* BLAS's Fortran GEMMs, as scipy.linalg.cython_blas hands them over. */
@@ -32,6 +33,7 @@ void nn_set_blas(nn_sgemm_fn *sgemm, nn_dgemm_fn *dgemm);
 
 typedef struct nn_plan {
     int n_layers;
+    int layout;                /* NN_LAYOUT_*: rows (BLAS) or features (small kernels) */
     int activation;            /* NN_ACT_* of the hidden layers */
     int output;                /* NN_OUT_* */
     int optimizer;             /* NN_OPT_* */
@@ -39,6 +41,8 @@ typedef struct nn_plan {
     int l1_proximal;
     int l1_subgradient;
     ptrdiff_t batch_size;
+    ptrdiff_t chunk_cols;      /* features layout: batch columns per chunk */
+    ptrdiff_t ld;              /* features layout: row length of every block */
     const int64_t *sizes;          /* [n_layers + 1] layer widths */
     const int64_t *param_offsets;  /* [n_layers][2]: W_l, b_l (row l - 1) */
     const int64_t *work_offsets;   /* [n_layers + 1][4]: A_l, H_l, M_l, D_l; -1 absent */
@@ -51,13 +55,26 @@ typedef struct nn_plan {
 /* Offsets of W_l and b_l (l >= 1) in the parameters. */
 static inline ptrdiff_t nn_W(const nn_plan *p, int l) { return (ptrdiff_t)p->param_offsets[2 * (l - 1)]; }
 static inline ptrdiff_t nn_b(const nn_plan *p, int l) { return (ptrdiff_t)p->param_offsets[2 * (l - 1) + 1]; }
-/* Offsets of layer l's blocks in the workspace (batch_size x sizes[l] each, row-major). */
+/* Offsets of layer l's blocks in the workspace: (batch_size, sizes[l]) row-major in the rows
+ * layout, (sizes[l], ld) in the features layout. */
 static inline ptrdiff_t nn_A(const nn_plan *p, int l) { return (ptrdiff_t)p->work_offsets[4 * l]; }
 static inline ptrdiff_t nn_H(const nn_plan *p, int l) { return (ptrdiff_t)p->work_offsets[4 * l + 1]; }
 static inline ptrdiff_t nn_M(const nn_plan *p, int l) { return (ptrdiff_t)p->work_offsets[4 * l + 2]; }
 static inline ptrdiff_t nn_D(const nn_plan *p, int l) { return (ptrdiff_t)p->work_offsets[4 * l + 3]; }
 /* Whether hidden layer l drops units (it then has a mask block). */
 static inline int nn_has_dropout(const nn_plan *p, int l) { return p->work_offsets[4 * l + 2] >= 0; }
+
+/* A network for inference: its layer sizes and activations, and where its weights are
+ * (any memory: one buffer, or an array per layer). */
+typedef struct {
+    int n_layers;
+    int activation;        /* NN_ACT_* of the hidden layers */
+    int output;            /* NN_OUT_*: the output layer's activation */
+    ptrdiff_t block_rows;  /* rows per block: the workspace holds 2 x block_rows x widest */
+    const int64_t *sizes;  /* [n_layers + 1] */
+    const void *const *weights;  /* [n_layers]: W_l, (sizes[l-1], sizes[l]) row-major */
+    const void *const *biases;   /* [n_layers]: b_l, (sizes[l],) */
+} nn_net;
 
 /* The epoch's sample order, learning rate and counters, and the stop flag it polls. */
 typedef struct {
@@ -88,6 +105,13 @@ typedef struct {
     char pad[116];
     /* (n_threads + 1) slots: slot t for thread t, the last one for the epoch's sums */
     double *slots;
+    /* Per-thread buffers of the features-layout sync epoch, rows of two arrays of the
+     * model's type: thread t's workspace at thread_work + t work_stride, its gradient
+     * sums at thread_grads + t grads_stride (strides in elements). */
+    void *thread_work;
+    ptrdiff_t work_stride;
+    void *thread_grads;
+    ptrdiff_t grads_stride;
 } nn_team;
 
 /* A team of n_threads with its slot table, 128-byte aligned; NULL if out of memory. */
@@ -107,9 +131,11 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res);
         T *adam_m;                                                                          \
         T *adam_v;                                                                          \
     } nn_state##S;                                                                          \
-    /* The training set: rows of X, labels y (softmax) or targets Y, weights sw or NULL. */ \
+    /* The training set: rows of X (dense, or CSR when X is NULL), labels y (softmax) or    \
+     * targets Y, weights sw or NULL. */                                                    \
     typedef struct {                                                                        \
         const T *X;                                                                         \
+        nn_csr##S X_csr;                                                                    \
         const int64_t *y;                                                                   \
         const T *Y;                                                                         \
         const T *sw;                                                                        \
@@ -118,7 +144,9 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res);
     int nn_epoch_serial##S(const nn_plan *p, nn_state##S *st, const nn_data##S *data,       \
                            const nn_epoch *ep, T *work, nn_result *res);                    \
     /* Thread tid of a deterministic data-parallel epoch: every batch split into          \
-     * n_threads row slices, then each thread steps its rows of every W. */                 \
+     * n_threads row slices, then each thread steps its rows of every W. In the features    \
+     * layout each slice runs in the thread's own workspace and gradient buffer (the       \
+     * team's), and each thread sums the slices' gradients of its rows in slice order. */  \
     void nn_sync_worker##S(const nn_plan *p, nn_state##S *st, const nn_data##S *data,       \
                            const nn_epoch *ep, T *work, nn_team *team, int tid);            \
     /* Thread tid of a Hogwild epoch: batches tid, tid + n_threads, ... without locks,      \
@@ -126,6 +154,12 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res);
     void nn_hogwild_worker##S(const nn_plan *p, nn_state##S *st, const nn_data##S *data,    \
                               const nn_epoch *ep, T *work, T *grads, nn_team *team,         \
                               int tid);                                                     \
+    /* The forward pass of rows X (n_rows, sizes[0]) through net, block by block: out      \
+     * (n_rows, sizes[L]) gets Z, or the output layer's activation of it if               \
+     * apply_output; work holds 2 x block_rows x (widest hidden layer). Returns            \
+     * NN_STATUS_NONFINITE, having checked every row, if X holds NaN or infinity. */       \
+    int nn_forward##S(const nn_net *net, const T *X, ptrdiff_t n_rows, int apply_output,     \
+                      T *out, T *work);                                                     \
     /* out = g(A W + b): A (n, k), W (k, c), b (c,), out (n, c), activation act. */        \
     void nn_dense_forward##S(const T *A, const T *W, const T *b, ptrdiff_t n, ptrdiff_t k,    \
                              ptrdiff_t c, int act, T *out);                                 \

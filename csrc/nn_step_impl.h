@@ -1,12 +1,14 @@
 /*
- * Type-generic body of the training step declared in nn_plan.h.
+ * Type-generic body of the training step declared in nn_step.h, and of the compiled
+ * forward pass (inference).
  *
  * Deliberately no include guard: nn_step.c includes this file once per real type, with
  * NN_T (the type), NN_S(name) (suffixes _f32 / _f64) and NN_GEMM (the BLAS GEMM of that
- * type) defined. One batch step serves the serial epoch and the Hogwild
- * workers; the sync workers run its two halves (forward + backward on their rows of
- * the batch, then the step of their rows of each W). The arithmetic is that of
- * nnopt_fast.kernels.reference.run_epoch, operation for operation.
+ * type) defined. One batch step serves the serial epoch and the Hogwild workers; the sync
+ * workers (nn_workers_impl.h) run its two halves (forward + backward on their rows of the
+ * batch, then the step of their rows of each W). The arithmetic is that of
+ * nnopt_fast.kernels.reference.run_epoch, operation for operation, in the row-major
+ * layout; the features layout (the small-matrix kernels) agrees to the parity tolerances.
  */
 
 /* Row-major C = alpha op(A) op(B) + beta C (m x n), through column-major BLAS: a row-major
@@ -43,6 +45,33 @@ double NN_S(nn_output_loss)(int output, NN_T *dZ, const NN_T *Z, const NN_T *b,
     }
 }
 
+int NN_S(nn_forward)(const nn_net *net, const NN_T *X, ptrdiff_t n_rows, int apply_output,
+                     NN_T *out, NN_T *work)
+{
+    const int L = net->n_layers;
+    const int64_t *sz = net->sizes;
+    ptrdiff_t widest = 0;
+    int status = NN_STATUS_OK;
+    for (int l = 1; l < L; l++)
+        widest = sz[l] > widest ? sz[l] : widest;
+    for (ptrdiff_t r0 = 0; r0 < n_rows; r0 += net->block_rows) {
+        const ptrdiff_t nb = nn_min(net->block_rows, n_rows - r0);
+        const NN_T *A = X + r0 * sz[0];
+        if (status == NN_STATUS_OK && !NN_S(nn_all_finite)(A, nb * sz[0]))
+            status = NN_STATUS_NONFINITE;
+        for (int l = 1; l <= L; l++) {
+            NN_T *Z = l == L ? out + r0 * sz[L] : work + (l % 2) * net->block_rows * widest;
+            NN_S(nn_dense_forward)(A, (const NN_T *)net->weights[l - 1],
+                                   (const NN_T *)net->biases[l - 1], nb, sz[l - 1], sz[l],
+                                   l == L ? NN_ACT_IDENTITY : net->activation, Z);
+            A = Z;
+        }
+        if (apply_output)
+            NN_S(nn_output_activation)(net->output, out + r0 * sz[L], nb, sz[L]);
+    }
+    return status;
+}
+
 void NN_S(nn_dense_forward)(const NN_T *A, const NN_T *W, const NN_T *b, ptrdiff_t n,
                             ptrdiff_t k, ptrdiff_t c, int act, NN_T *out)
 {
@@ -74,12 +103,17 @@ static int NN_S(forward_backward)(const nn_plan *p, const NN_T *P, const NN_S(nn
     const int L = p->n_layers;
     const int64_t *sz = p->sizes;
     const ptrdiff_t nb = rows->n_rows, r0 = (ptrdiff_t)rows->row0;
-    NN_S(nn_gather_rows)(work + nn_A(p, 0) + r0 * sz[0], data->X, rows->idx, nb, sz[0]);
+    /* Sparse X: the first layer multiplies the batch's non-zeros, nothing is gathered. */
+    if (data->X)
+        NN_S(nn_gather_rows)(work + nn_A(p, 0) + r0 * sz[0], data->X, rows->idx, nb, sz[0]);
     for (int l = 1; l <= L; l++) {
         const ptrdiff_t n_in = sz[l - 1], n_out = sz[l];
         NN_T *H = work + nn_H(p, l) + r0 * n_out;
-        NN_S(rgemm)(0, 0, nb, n_out, n_in, (NN_T)1, work + nn_A(p, l - 1) + r0 * n_in, n_in,
-                    P + nn_W(p, l), n_out, (NN_T)0, H, n_out);
+        if (l == 1 && !data->X)
+            NN_S(nn_csr_gemm)(H, &data->X_csr, rows->idx, nb, P + nn_W(p, 1), n_out);
+        else
+            NN_S(rgemm)(0, 0, nb, n_out, n_in, (NN_T)1, work + nn_A(p, l - 1) + r0 * n_in,
+                        n_in, P + nn_W(p, l), n_out, (NN_T)0, H, n_out);
         if (l == L)
             break;
         if (nn_has_dropout(p, l))
@@ -104,6 +138,77 @@ static int NN_S(forward_backward)(const nn_plan *p, const NN_T *P, const NN_S(nn
         NN_S(nn_act_backward)(D, D, work + nn_H(p, l - 1) + r0 * n_in,
                               nn_has_dropout(p, l - 1) ? work + nn_M(p, l - 1) + r0 * n_in : NULL,
                               nb * n_in, p->activation);
+    }
+    return 0;
+}
+
+/* The features layout: forward and backward of one chunk of batch columns, rows->n_rows
+ * of them (batch rows rows->row0 ..), through the small-matrix kernels; adds their
+ * weight and bias gradients, unscaled, to the gradient buffer (or writes them, for the
+ * first chunk). Returns 1 if the chunk's loss is not finite. */
+static int NN_S(fm_chunk)(const nn_plan *p, const NN_S(nn_state) *st, const NN_S(nn_data) *data,
+                          const nn_rows *rows, NN_T *work, int accumulate, double *lsum)
+{
+    const int L = p->n_layers;
+    const int64_t *sz = p->sizes;
+    const NN_T *P = st->params;
+    const ptrdiff_t ld = p->ld, nc = rows->n_rows, vl = 64 / (ptrdiff_t)sizeof(NN_T);
+    const ptrdiff_t npad = (nc + vl - 1) / vl * vl, k = sz[L];
+    NN_S(nn_gather_cols)(work + nn_A(p, 0), ld, data->X, rows->idx, nc, npad, sz[0]);
+    for (int l = 1; l <= L; l++) {
+        NN_T *H = work + nn_H(p, l);
+        NN_S(nn_fm_gemm)(P + nn_W(p, l), 1, sz[l], P + nn_b(p, l), work + nn_A(p, l - 1), ld,
+                         sz[l - 1], sz[l], npad, H);
+        if (l == L)
+            break;
+        NN_S(nn_activate)(H, sz[l] * ld, p->activation);
+        if (nn_has_dropout(p, l))
+            NN_S(nn_fm_dropout)(H, work + nn_A(p, l), work + nn_M(p, l), ld, sz[l], npad,
+                                nn_step_key(p->layer_keys[l], rows->step), rows->row0,
+                                p->drop_threshold[l], (NN_T)p->keep_inv[l]);
+    }
+    NN_T *D = work + nn_D(p, L);
+    *lsum = NN_S(nn_fm_output_loss)(p->output, D, ld, k, nc, data->y, data->Y, rows->idx,
+                                    data->sw);
+    if (!isfinite(*lsum))
+        return 1;
+    for (ptrdiff_t j = 0; j < k; j++)
+        for (ptrdiff_t c = nc; c < npad; c++)
+            D[j * ld + c] = (NN_T)0;
+    for (int l = L; l > 1; l--) {
+        NN_T *Dp = work + nn_D(p, l - 1);
+        NN_S(nn_fm_gemm)(P + nn_W(p, l), sz[l], 1, NULL, work + nn_D(p, l), ld, sz[l],
+                         sz[l - 1], npad, Dp);
+        NN_S(nn_act_backward)(Dp, Dp, work + nn_H(p, l - 1),
+                              nn_has_dropout(p, l - 1) ? work + nn_M(p, l - 1) : NULL,
+                              sz[l - 1] * ld, p->activation);
+    }
+    for (int l = 1; l <= L; l++) {
+        NN_S(nn_fm_weight_grad)(work + nn_A(p, l - 1), work + nn_D(p, l), ld, sz[l - 1], sz[l],
+                                npad, st->grads + nn_W(p, l), accumulate);
+        NN_S(nn_row_sums)(work + nn_D(p, l), ld, sz[l], npad, st->grads + nn_b(p, l),
+                          accumulate);
+    }
+    return 0;
+}
+
+/* The forward and backward pass of a batch, in the plan's layout: rows leaves A and D in
+ * the workspace for update_rows' GEMMs; features runs the batch chunk by chunk and leaves
+ * the unscaled gradient sums in st->grads. */
+static int NN_S(gradients)(const nn_plan *p, const NN_S(nn_state) *st,
+                           const NN_S(nn_data) *data, const nn_rows *rows, NN_T *work,
+                           double *lsum)
+{
+    if (p->layout == NN_LAYOUT_ROWS)
+        return NN_S(forward_backward)(p, st->params, data, rows, work, lsum);
+    *lsum = 0.0;
+    for (ptrdiff_t c0 = 0; c0 < rows->n_rows; c0 += p->chunk_cols) {
+        const nn_rows chunk = {rows->idx + c0, nn_min(p->chunk_cols, rows->n_rows - c0),
+                               rows->row0 + c0, rows->step};
+        double ls;
+        if (NN_S(fm_chunk)(p, st, data, &chunk, work, c0 > 0, &ls))
+            return 1;
+        *lsum += ls;
     }
     return 0;
 }
@@ -139,9 +244,11 @@ static void NN_S(optimizer_step)(int opt, const NN_S(nn_state) *st, ptrdiff_t of
  * the GEMM, W <- (1 - lr c2) W - lr scale A^T D) and the proximal L1 step. With s2 not
  * NULL, first adds sum W^2 and sum |W| of those rows (their share of the penalty). */
 static void NN_S(update_rows)(const nn_plan *p, const NN_S(nn_state) *st, const NN_T *work,
-                              ptrdiff_t nb, int l, ptrdiff_t i0, ptrdiff_t i1,
-                              const nn_coeffs *c, double *s2, double *s1)
+                              const NN_S(nn_data) *data, const nn_rows *batch, int l,
+                              ptrdiff_t i0, ptrdiff_t i1, const nn_coeffs *c, double *s2,
+                              double *s1)
 {
+    const ptrdiff_t nb = batch->n_rows;
     const ptrdiff_t n_in = p->sizes[l - 1], n_out = p->sizes[l], m = i1 - i0;
     const ptrdiff_t off = nn_W(p, l) + i0 * n_out;
     const NN_T *A = work + nn_A(p, l - 1) + i0;
@@ -150,7 +257,39 @@ static void NN_S(update_rows)(const nn_plan *p, const NN_S(nn_state) *st, const 
         return;
     if (s2)
         NN_S(nn_penalty_sums)(st->params + off, m * n_out, s2, s1);
-    if (p->fused_sgd) {
+    if (p->layout == NN_LAYOUT_FEATURES) {
+        /* The gradient sums are in G already: scale them, or fold them in as BLAS would. */
+        NN_T *W = st->params + off, *G = st->grads + off;
+        if (p->fused_sgd) {
+            const NN_T alpha = (NN_T)(-c->lr * c->scale), beta = (NN_T)(1.0 - c->lr * c->c2);
+            for (ptrdiff_t i = 0; i < m * n_out; i++)
+                W[i] = alpha * G[i] + beta * W[i];
+        } else {
+            const NN_T scale = (NN_T)c->scale;
+            for (ptrdiff_t i = 0; i < m * n_out; i++)
+                G[i] = scale * G[i];
+            NN_S(optimizer_step)(p->optimizer, st, off, m * n_out, p, c, c->c2,
+                                 p->l1_subgradient ? c->c1 : 0.0);
+        }
+    } else if (l == 1 && !data->X) {
+        /* Sparse X: the decay (or the zeroing) of these rows, then the non-zeros' terms. */
+        NN_T *W = st->params + off, *G = st->grads + off;
+        if (p->fused_sgd) {
+            const NN_T beta = (NN_T)(1.0 - c->lr * c->c2);
+            if (beta != (NN_T)1)
+                for (ptrdiff_t i = 0; i < m * n_out; i++)
+                    W[i] = beta * W[i];
+            NN_S(nn_csr_scatter)(W, n_out, i0, i1, &data->X_csr, batch->idx, nb, D,
+                                 (NN_T)(-c->lr * c->scale));
+        } else {
+            for (ptrdiff_t i = 0; i < m * n_out; i++)
+                G[i] = (NN_T)0;
+            NN_S(nn_csr_scatter)(G, n_out, i0, i1, &data->X_csr, batch->idx, nb, D,
+                                 (NN_T)c->scale);
+            NN_S(optimizer_step)(p->optimizer, st, off, m * n_out, p, c, c->c2,
+                                 p->l1_subgradient ? c->c1 : 0.0);
+        }
+    } else if (p->fused_sgd) {
         NN_S(rgemm)(1, 0, m, n_out, nb, (NN_T)(-c->lr * c->scale), A, n_in, D, n_out,
                     (NN_T)(1.0 - c->lr * c->c2), st->params + off, n_out);
     } else {
@@ -168,7 +307,12 @@ static void NN_S(update_bias)(const nn_plan *p, const NN_S(nn_state) *st, const 
                               ptrdiff_t nb, int l, const nn_coeffs *c)
 {
     const ptrdiff_t ob = nn_b(p, l), n_out = p->sizes[l];
-    NN_S(nn_colsum)(st->grads + ob, work + nn_D(p, l), nb, n_out, (NN_T)c->scale);
+    if (p->layout == NN_LAYOUT_FEATURES) {
+        for (ptrdiff_t j = 0; j < n_out; j++)
+            st->grads[ob + j] = (NN_T)c->scale * st->grads[ob + j];
+    } else {
+        NN_S(nn_colsum)(st->grads + ob, work + nn_D(p, l), nb, n_out, (NN_T)c->scale);
+    }
     NN_S(optimizer_step)(p->fused_sgd ? NN_OPT_SGD : p->optimizer, st, ob, n_out, p, c, 0.0, 0.0);
 }
 
@@ -200,7 +344,8 @@ static void NN_S(prefetch_batch)(const nn_plan *p, const NN_S(nn_data) *data, co
         nn_prefetch_rows(data->Y, (size_t)p->sizes[p->n_layers] * sizeof(NN_T), idx, nb);
     if (data->sw)
         nn_prefetch_rows(data->sw, sizeof(NN_T), idx, nb);
-    nn_prefetch_rows(data->X, row_bytes, idx, nb);
+    if (data->X)
+        nn_prefetch_rows(data->X, row_bytes, idx, nb);
 }
 
 /* The training step of one batch of weight S: forward, backward, every update. Adds the
@@ -212,12 +357,13 @@ static int NN_S(batch_step)(const nn_plan *p, const NN_S(nn_state) *st,
     const ptrdiff_t nb = rows->n_rows;
     const int want_penalty = p->l2 != 0.0 || p->l1 != 0.0;
     double lsum, s2 = 0.0, s1 = 0.0;
-    if (NN_S(forward_backward)(p, st->params, data, rows, work, &lsum))
+    if (NN_S(gradients)(p, st, data, rows, work, &lsum))
         return NN_STATUS_NONFINITE;
     const nn_coeffs c = nn_step_coeffs(p, S, lr, t);
     res->data_loss += (double)nb * (lsum / S);
     for (int l = 1; l <= p->n_layers; l++) {
-        NN_S(update_rows)(p, st, work, nb, l, 0, p->sizes[l - 1], &c, want_penalty ? &s2 : NULL,
+        NN_S(update_rows)(p, st, work, data, rows, l, 0, p->sizes[l - 1], &c,
+                          want_penalty ? &s2 : NULL,
                           &s1);
         NN_S(update_bias)(p, st, work, nb, l, &c);
     }
@@ -251,122 +397,4 @@ int NN_S(nn_epoch_serial)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_da
         start += nb;
     }
     return NN_STATUS_OK;
-}
-
-void NN_S(nn_sync_worker)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_data) *data,
-                          const nn_epoch *ep, NN_T *work, nn_team *team, int tid)
-{
-    /* Per batch, two phases split by barriers. 1: slice s = tid of the batch (its rows
-     * nb s / T .. nb (s+1) / T, cut on 16-row boundaries) runs forward and backward in
-     * its rows of the batch workspace, with the dropout masks of the serial loop. 2: every
-     * thread sums the slice losses in slice order (all agree on divergence); then chunk
-     * tid of the rows of each W (cut on 128-byte boundaries) gets its gradient over the
-     * whole batch -- the slices reduced in batch order inside one GEMM -- and its step;
-     * bias b_l goes to thread l mod T. No thread writes another's rows, no per-thread
-     * gradient copies exist, and the layout depends on T alone: results are reproducible. */
-    const int T = team->n_threads;
-    const int want_penalty = p->l2 != 0.0 || p->l1 != 0.0;
-    double *mine = team->slots + NN_SLOT * tid, *sums = team->slots + NN_SLOT * T;
-    ptrdiff_t start = 0, r0, r1;
-    int64_t k = 0;
-    while (start < ep->n_perm) {
-        const ptrdiff_t nb = nn_min(p->batch_size, ep->n_perm - start);
-        const int64_t *idx = ep->perm + start;
-        const double S = NN_S(batch_weight)(data->sw, idx, nb);
-        double ls = 0.0, lsum = 0.0, s2 = 0.0, s1 = 0.0;
-        if (S == 0.0) {
-            /* Every thread sees the same sum and leaves here: none waits at a barrier. */
-            if (tid == 0)
-                team->status = NN_STATUS_ZERO_WEIGHT;
-            break;
-        }
-        if (nn_slice_rows(nb, tid, T, &r0, &r1)) {
-            const nn_rows rows = {idx + r0, r1 - r0, r0, ep->step0 + k};
-            NN_S(forward_backward)(p, st->params, data, &rows, work, &ls);
-        }
-        mine[0] = ls;
-        if (nn_bar_wait(&team->barrier, ep->stop + 1))
-            return;
-        for (int s = 0; s < T; s++)
-            lsum += team->slots[NN_SLOT * s];
-        if (!isfinite(lsum)) {
-            if (tid == 0)
-                team->status = NN_STATUS_NONFINITE;
-            break;
-        }
-        if (tid == 0)
-            sums[0] += (double)nb * (lsum / S);
-        /* This thread's rows of the next batch start loading while it updates. */
-        if (start + nb < ep->n_perm) {
-            const ptrdiff_t nb_next = nn_min(p->batch_size, ep->n_perm - start - nb);
-            if (nn_slice_rows(nb_next, tid, T, &r0, &r1))
-                NN_S(prefetch_batch)(p, data, idx + nb + r0, r1 - r0);
-        }
-        const nn_coeffs c = nn_step_coeffs(p, S, ep->lr, ep->t0 + k + 1);
-        for (int l = 1; l <= p->n_layers; l++) {
-            const ptrdiff_t n_in = p->sizes[l - 1];
-            const ptrdiff_t grain = nn_row_grain(p->sizes[l], sizeof(NN_T));
-            NN_S(update_rows)(p, st, work, nb, l, nn_cut(n_in, tid, T, grain),
-                              nn_cut(n_in, tid + 1, T, grain), &c, want_penalty ? &s2 : NULL,
-                              &s1);
-            if (l % T == tid)
-                NN_S(update_bias)(p, st, work, nb, l, &c);
-        }
-        if (want_penalty)
-            mine[1] += (double)nb * nn_penalty_value(p, s2, s1, c.d);
-        if (tid == 0)
-            team->halt = ep->stop[0];
-        if (nn_bar_wait(&team->barrier, ep->stop + 1))
-            return;
-        k++;
-        start += nb;
-        if (team->halt) {
-            if (tid == 0)
-                team->status = NN_STATUS_INTERRUPTED;
-            break;
-        }
-    }
-    if (tid == 0)
-        sums[2] = (double)k;
-}
-
-void NN_S(nn_hogwild_worker)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_data) *data,
-                             const nn_epoch *ep, NN_T *work, NN_T *grads, nn_team *team, int tid)
-{
-    /* Full steps on the shared weights without locks; the dropout keys and Adam's update
-     * number come from the global batch number, as in the serial loop: only the weights
-     * each step sees differ (they race with the other threads). */
-    const int T = team->n_threads;
-    const ptrdiff_t B = p->batch_size;
-    NN_S(nn_state) own = *st;
-    nn_result acc = {0.0, 0.0, 0};
-    double *mine = team->slots + NN_SLOT * tid;
-    own.grads = grads;
-    for (int64_t k = tid; k * B < ep->n_perm; k += T) {
-        if (team->status || ep->stop[0] || ep->stop[1]) {
-            if (ep->stop[0] || ep->stop[1])
-                nn_set_status(team, NN_STATUS_INTERRUPTED);
-            break;
-        }
-        const ptrdiff_t start = (ptrdiff_t)(k * B), nb = nn_min(B, ep->n_perm - start);
-        const int64_t *idx = ep->perm + start;
-        if (start + T * B < ep->n_perm)
-            NN_S(prefetch_batch)(p, data, idx + T * B, nn_min(B, ep->n_perm - start - T * B));
-        const double S = NN_S(batch_weight)(data->sw, idx, nb);
-        if (S == 0.0) {
-            nn_set_status(team, NN_STATUS_ZERO_WEIGHT);
-            break;
-        }
-        const nn_rows rows = {idx, nb, 0, ep->step0 + k};
-        const int status = NN_S(batch_step)(p, &own, data, &rows, work, S, ep->lr,
-                                            ep->t0 + k + 1, &acc);
-        if (status != NN_STATUS_OK) {
-            nn_set_status(team, status);
-            break;
-        }
-        acc.n_steps++;
-    }
-    mine[2] = acc.data_loss;
-    mine[1] = acc.penalty_loss;
-    mine[3] = (double)acc.n_steps;
 }

@@ -3,11 +3,11 @@
 import re
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from interrupts import interrupt_when_ready
 
 from nnopt_fast import cli
 
@@ -43,7 +43,8 @@ def test_default_train_reaches_95_percent_on_digits(capsys):
     train_acc, val_acc = accuracies(out)
     assert val_acc >= 0.95 and train_acc >= val_acc - 0.01
     assert "load_digits: 1797 samples, 64 features, 10 classes; 1347 train / 450 validation" in out
-    assert re.search(r"backend: \w+, threads: 1, optimizer: adam, lr: 0.001, epochs: 30", out)
+    assert re.search(r"backend: \w+, threads: \d+ of \d+ available \([^)]*\), optimizer: "
+                     r"adam, lr: 0.001 \(constant\), epochs: 30,", out)
     # Progress off a terminal: one plain line per epoch on stderr.
     assert len(re.findall(r"^epoch \d+/30 ", err, re.M)) == 30
 
@@ -65,7 +66,7 @@ def test_options_reach_the_trainer(capsys):
                          "--seed", "3", "--quiet")
     assert status == 0
     assert "MLP([64, 32, 16, 10], activation='relu'" in out
-    assert "optimizer: momentum, lr: 0.02, epochs: 3" in out
+    assert "optimizer: momentum, lr: 0.02 (constant), epochs: 3," in out
     assert accuracies(out)[1] > 0.5
 
 
@@ -128,15 +129,18 @@ def write(tmp_path, name, content):
 BAD_FILES = {
     "missing": (None, "no such file"),
     "data.txt": ("1,2,0\n", "expected a .csv or .npz file"),
-    "words.csv": ("hello,world\nfoo,bar\nbaz,qux\n", "not a numeric CSV file"),
-    "ragged.csv": ("1,2,0\n3,1\n4,5,1\n", "not a numeric CSV file"),
-    "empty.csv": ("", "expected at least one row"),
-    "onecol.csv": ("1\n2\n", "expected at least one row of features followed by a label"),
-    "fraclabel.csv": ("1,2,0.5\n3,4,1\n", "the last column must hold integer class labels"),
-    "nan.csv": ("1,nan,0\n3,4,1\n", "X contains NaN"),
+    "words.csv": ("hello,world\nfoo,bar\nbaz,qux\n",
+                  "line 2, column 1 ('hello'): 'foo' is not a number"),
+    "short.csv": ("1,2,0\n3,1\n4,5,1\n", "line 2, column 3: the label is missing"),
+    "long.csv": ("1,2,0\n3,1,5,6\n4,5,1\n", "line 2: 4 fields, but the rows before it have 3"),
+    "empty.csv": ("", "the file holds no rows"),
+    "blank.csv": ("1,2,0\n\n4,5,1\n", "line 2 is empty"),
+    "onecol.csv": ("1\n2\n", "expected feature columns followed by a label column"),
+    "nan.csv": ("1,nan,0\n3,4,1\n", "line 1, column 2: 'nan' is not a finite number"),
+    "gap.csv": ("a,b,label\n1,2,0\n3,,1\n", "line 3, column 2 ('b'): an empty or missing field"),
     "oneclass.csv": ("1,2,0\n3,4,0\n", "needs at least two classes"),
     "tiny.csv": ("1,2,0\n3,4,1\n5,6,1\n", "cannot make a stratified split"),
-    "binary.csv": (b"\x00\x01\xff\xfe" * 10, "not a numeric CSV file"),
+    "binary.csv": (b"\x00\x01\xff\xfe" * 10, "not a text CSV file"),
     "corrupt.npz": (b"not a zip file", "not a readable .npz file"),
 }
 
@@ -172,30 +176,54 @@ def test_an_error_in_a_real_process_has_no_traceback(tmp_path):
     assert proc.stdout == ""
 
 
+def test_ctrl_c_prints_one_line_and_exits_130():
+    # Off a terminal, one progress line per epoch: interrupt in the second epoch.
+    status, out, err = interrupt_when_ready(
+        [sys.executable, "-m", "nnopt_fast.cli", "train", "--epochs", "100000", "--backend",
+         "numpy"], lambda line: line.startswith("epoch 1/"))
+    assert status == 130
+    lines = [l for l in err.splitlines() if not l.startswith("epoch ")]
+    assert len(lines) == 1, err
+    assert re.fullmatch(r"nnopt-fast: train: interrupted after \d+ of 100000 epochs; "
+                        r"nothing saved", lines[0])
+    assert "Traceback" not in err and "validation accuracy" not in out
+
+
 # ---------------------------------------------------------------------------
 # bad options
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, fragment", [
-    (["train", "--lr", "-1"], "lr must be > 0"),
+    (["train", "--lr", "-1"], "train: --lr must be > 0"),
     (["train", "--lr", "fast"], "argument --lr: invalid float value"),
-    (["train", "--epochs", "0"], "epochs must be >= 1"),
+    (["train", "--epochs", "0"], "train: --epochs must be >= 1"),
     (["train", "--epochs", "2.5"], "argument --epochs: invalid int value"),
-    (["train", "--dropout", "1"], "dropout must be < 1"),
+    (["train", "--dropout", "1"], "train: --dropout must be < 1"),
     (["train", "--dropout", "0.1,x"], "argument --dropout"),
-    (["train", "--batch-size", "0"], "batch_size must be >= 1"),
+    (["train", "--batch-size", "0"], "train: --batch-size must be >= 1"),
     (["train", "--batch-size", "many"], "--batch-size must be an integer or 'all'"),
-    (["train", "--l2", "-1"], "l2 must be >= 0"),
-    (["train", "--l1", "-1"], "l1 must be >= 0"),
+    (["train", "--l2", "-1"], "train: --l2 must be >= 0"),
+    (["train", "--l1", "-1"], "train: --l1 must be >= 0"),
+    (["train", "--momentum", "2"], "train: --momentum must be <= 1"),
+    (["train", "--l2", "1", "--alpha", "1"], "argument --alpha: not allowed with argument --l2"),
+    (["train", "--lr-schedule", "sawtooth"], "argument --lr-schedule: invalid choice"),
+    (["train", "--history", "h.txt"], "--history: expected a .csv or .json file name"),
+    (["train", "--save", "/no/such/dir/m.npz"], "--save: no such directory: /no/such/dir"),
+    (["train", "--threads", "many"], "argument --threads: expected a number of threads"),
+    (["train", "--alpha", "-1"], "train: --alpha must be >= 0"),
+    (["train", "--early-stopping", "0"], "train: --early-stopping must be >= 1"),
     (["train", "--layers", "64,x"], "argument --layers"),
     (["train", "--layers", "0"], "layer sizes must be >= 1"),
     (["train", "--activation", "swish"], "argument --activation: invalid choice"),
     (["train", "--optimizer", "rmsprop"], "argument --optimizer: invalid choice"),
     (["train", "--backend", "cuda"], "argument --backend: invalid choice"),
-    (["train", "--threads", "0"], "n_threads must be"),
+    (["train", "--threads", "0"], "train: --threads must be a positive integer"),
     (["train", "--val-fraction", "1.5"], "--val-fraction must be in (0, 1)"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["fly"], "invalid choice: 'fly'"),
     ([], "choose a command"),
+    (["predict", "m.npz"], "predict: --data FILE is required"),
+    (["diagnose"], "the following arguments are required: --out"),
+    (["diagnose", "--out", "d", "--cv", "1"], "diagnose: --cv must be >= 2"),
 ])
 def test_bad_options_are_one_line_and_status_2(capsys, argv, fragment):
     status, out, err = run(capsys, *argv)
@@ -210,37 +238,40 @@ def test_help_and_version(capsys):
     out = capsys.readouterr().out
     for option in ("--layers", "--activation", "--lr", "--epochs", "--batch-size", "--l2",
                    "--l1", "--l1-method", "--dropout", "--optimizer", "--backend", "--threads",
-                   "--seed", "--data"):
+                   "--seed", "--data", "--header", "--label-column", "--task", "--save",
+                   "--history", "--early-stopping", "--lr-schedule", "--alpha"):
         assert option in out
     with pytest.raises(SystemExit):
         cli.main(["--version"])
     assert "nnopt_fast" in capsys.readouterr().out
 
 
-# ---------------------------------------------------------------------------
-# the diagnose hook
-# ---------------------------------------------------------------------------
-def test_diagnose_without_its_module_is_a_clear_error(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "DIAGNOSE_MODULE", "nnopt_fast.diagnosis._not_there")
-    status, out, err = run(capsys, "diagnose", "--anything")
-    assert_one_line_error(status, out, err, "diagnose: not available",
-                          "nnopt_fast.diagnosis._not_there")
-
-
-def test_diagnose_delegates_to_its_module(capsys, monkeypatch):
-    calls = []
-    fake = types.ModuleType("fake_diagnose_cli")
-    fake.add_arguments = lambda parser: parser.add_argument("--n-sets", type=int, default=5)
-    fake.run = lambda args: calls.append(args.n_sets) or 3
-    monkeypatch.setitem(sys.modules, "fake_diagnose_cli", fake)
-    monkeypatch.setattr(cli, "DIAGNOSE_MODULE", "fake_diagnose_cli")
-    assert cli.main(["diagnose", "--n-sets", "7"]) == 3
-    assert calls == [7]
-    status, out, err = run(capsys, "diagnose", "--n-sets", "many")
-    assert_one_line_error(status, out, err, "diagnose: argument --n-sets")
+@pytest.mark.parametrize("command", ["train", "predict", "diagnose"])
+def test_help_shows_every_default(capsys, command):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    for action in sub._actions:
+        flags = "/".join(action.option_strings) or action.dest
+        if action.option_strings in (["-h", "--help"], ["--max-iter"], ["--random-state"]) \
+                or not action.option_strings or action.nargs == 0 or action.required:
+            continue
+        assert "(default: " in action.help, flags
+        assert "(default: None)" not in action.help, flags
     with pytest.raises(SystemExit):
-        cli.main(["diagnose", "--help"])
-    assert "--n-sets" in capsys.readouterr().out
+        cli.main([command, "--help"])
+    assert "(default: None)" not in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------
+# one package, no circle
+# ---------------------------------------------------------------------------
+def test_the_library_never_imports_the_command_line():
+    code = ("import sys, nnopt_fast as nf; nf.diagnose; import nnopt_fast.diagnosis; "
+            "print(sorted(m for m in sys.modules if m.startswith('nnopt_fast.cli')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------------------

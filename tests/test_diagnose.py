@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import warnings
 
 import numpy as np
@@ -397,10 +398,11 @@ def test_diagnose_command(tmp_path, rng, capsys):
                    "--quiet"])
     assert status == 0
     files = sorted(os.listdir(out))
-    assert files == ["bias_variance_alpha.png", "learning_curve.png", "report.txt",
-                     "validation_curve_alpha.png"]
-    report = (out / "report.txt").read_text()
+    assert files == ["reg_bias_variance_alpha.png", "reg_learning_curve.png", "reg_report.txt",
+                     "reg_validation_curve_alpha.png"]
+    report = (out / "reg_report.txt").read_text()
     assert "error = mse" in report and "Verdict:" in report
+    assert "at most 20 epochs per fit" in report  # --max-iter, the old spelling of --epochs
     assert "Verdict:" in capsys.readouterr().out
     assert main(["diagnose", "--data", str(tmp_path / "missing.csv"), "--out",
                  str(out)]) == 2
@@ -408,21 +410,104 @@ def test_diagnose_command(tmp_path, rng, capsys):
 
 
 def test_diagnose_reads_real_targets_from_csv(tmp_path, rng, capsys):
-    # One loader serves both commands: train wants integer labels, diagnose any target.
-    from nnopt_fast.cli import UsageError, load_data, main
+    # One loader serves both commands: numbers with fractional parts are a regression target.
+    from nnopt_fast.cli import main
+    from nnopt_fast.cli.data import load_data
 
     X, y = _regression(rng, 30, noise=0.1)
     path = tmp_path / "reg.csv"
     np.savetxt(path, np.column_stack([X, y]), delimiter=",")
-    Xr, yr = load_data(str(path), integer_labels=False)
-    np.testing.assert_allclose(Xr, X)
-    np.testing.assert_allclose(yr, y)
-    with pytest.raises(UsageError, match="integer class labels"):
-        load_data(str(path))
+    data = load_data(str(path))
+    np.testing.assert_allclose(data.X, X)
+    np.testing.assert_allclose(data.y, y)
     one = tmp_path / "one.csv"
     np.savetxt(one, np.column_stack([X, y])[:1], delimiter=",")
     assert main(["diagnose", "--data", str(one), "--out", str(tmp_path / "o")]) == 2
     assert "expected at least 2 rows, got 1" in capsys.readouterr().err
+
+
+@pytest.fixture
+def diabetes_csv(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    path = tmp_path / "diabetes.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("task", [[], ["--task", "regression"]])
+def test_diabetes_is_diagnosed_as_a_regression(tmp_path, capsys, diabetes_csv, task):
+    from nnopt_fast.cli import main
+
+    out = tmp_path / "d"
+    status = main(["diagnose", "--data", str(diabetes_csv), "--out", str(out), "--layers", "4",
+                   "--epochs", "30", "--n-rounds", "2", "--cv", "2", "--n-jobs", "1",
+                   "--quiet", *task])
+    stdout, err = capsys.readouterr()
+    assert status == 0, err
+    assert "Traceback" not in stdout + err
+    report = (out / "diabetes_report.txt").read_text()
+    assert report == stdout.rsplit("wrote ", 1)[0]
+    why = "--task" if task else "214 distinct integer values in 442 rows; --task to choose"
+    assert f"task: regression ({why})" in report
+    assert "a regression target, standardized inside every fit" in report
+    assert "error = mse; the constant predictor is the training split's mean" in report
+    assert re.search(r"validation error +\d+ +\(constant predictor: \d+\)", report)
+    assert "Verdict:" in report and "constant" in report.split("bias-variance over")[1]
+
+
+def test_quiet_counts_the_convergence_warnings_instead_of_showing_them(tmp_path, capsys, rng):
+    from sklearn.exceptions import ConvergenceWarning
+
+    from nnopt_fast.cli import main
+
+    X, y = make_circles(80, noise=0.1, factor=0.5, random_state=0)
+    np.savez(tmp_path / "c.npz", X=X, y=y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = main(["diagnose", "--data", str(tmp_path / "c.npz"), "--out",
+                       str(tmp_path / "o"), "--layers", "2", "--epochs", "3", "--n-rounds",
+                       "2", "--cv", "2", "--n-jobs", "1", "--quiet"])
+    out, err = capsys.readouterr()
+    assert status == 0 and err == ""
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    counted = re.search(r"convergence: (\d+) fits stopped at --epochs before converging", out)
+    assert counted and int(counted.group(1)) > 10
+    assert out.count("ConvergenceWarning") == 1
+
+
+def test_without_matplotlib_the_report_is_still_written(tmp_path, capsys, rng, monkeypatch):
+    import sys
+
+    from nnopt_fast.cli import main
+
+    X, y = _regression(rng, 40)
+    np.savez(tmp_path / "r.npz", X=X, y=y)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    status = main(["diagnose", "--data", str(tmp_path / "r.npz"), "--out", str(tmp_path / "o"),
+                   "--layers", "2", "--epochs", "5", "--n-rounds", "2", "--cv", "2",
+                   "--n-jobs", "1", "--quiet"])
+    assert status == 0
+    assert os.listdir(tmp_path / "o") == ["r_report.txt"]
+    assert ("figures: not drawn, they need matplotlib: pip install 'nnopt_fast[plot]'"
+            in (tmp_path / "o" / "r_report.txt").read_text())
+
+
+@pytest.mark.parametrize("fmt, magic", [("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_figure_formats(tmp_path, rng, fmt, magic):
+    from nnopt_fast.cli import main
+
+    X, y = _regression(rng, 40)
+    np.savez(tmp_path / "r.npz", X=X, y=y)
+    assert main(["diagnose", "--data", str(tmp_path / "r.npz"), "--out", str(tmp_path / "o"),
+                 "--layers", "2", "--epochs", "5", "--n-rounds", "2", "--cv", "2",
+                 "--n-jobs", "1", "--quiet", "--format", fmt]) == 0
+    figures = sorted(f for f in os.listdir(tmp_path / "o") if f.endswith(f".{fmt}"))
+    assert figures == [f"r_bias_variance_alpha.{fmt}", f"r_learning_curve.{fmt}",
+                       f"r_validation_curve_alpha.{fmt}"]
+    for name in figures:
+        assert (tmp_path / "o" / name).read_bytes().startswith(magic)
 
 
 def test_progress_bar(rng, capsys):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import nnopt_fast as nf
+from tolerances import ACTIVATION_ATOL, KERNEL_RTOL
 from nnopt_fast.kernels import reference as ref
 
 
@@ -166,9 +167,41 @@ def test_repr():
 
 
 def test_prediction_uses_no_dropout_and_matches_the_kernels(rng):
-    """Inference is the plain forward pass of the reference kernels (no dropout mask)."""
+    """Inference is the plain forward pass of the reference kernels (no dropout mask),
+    computed by the compiled forward pass: equal up to the kernels' rounding."""
     net = nf.MLP([4, 5, 3], activation="relu", dtype=np.float64, random_state=0)
     X = rng.normal(size=(6, 4))
     H = ref.dense_forward(X, net.coefs_[0], net.intercepts_[0], "relu", np.empty((6, 5)))
     Z = ref.dense_forward(H, net.coefs_[1], net.intercepts_[1], "identity", np.empty((6, 3)))
-    np.testing.assert_array_equal(net.forward(X), ref.output_activation("softmax", Z))
+    np.testing.assert_allclose(net.forward(X), ref.output_activation("softmax", Z),
+                               rtol=KERNEL_RTOL[np.dtype(np.float64)], atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("output", ["softmax", "logistic", "identity"])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "logistic", "identity"])
+def test_compiled_inference_matches_the_reference(rng, dtype, output, activation):
+    # 700 rows: three blocks of the compiled forward pass, the last one partial.
+    net = nf.MLP([9, 17, 6, 4], activation=activation, output=output, dtype=dtype,
+                 random_state=1)
+    X = rng.normal(size=(700, 9)).astype(dtype)
+    Z = np.empty((700, 4), dtype)
+    ref.forward(net.coefs_, net.intercepts_, activation, X, Z)
+    want = ref.output_activation(output, Z)
+    got = net.forward(X)
+    assert got.dtype == np.dtype(dtype)
+    scale = 1.0 + np.abs(Z)
+    tol = KERNEL_RTOL[np.dtype(dtype)] + (
+        ACTIVATION_ATOL[np.dtype(dtype)] * 20 if activation in ("tanh", "logistic") else 0.0)
+    assert np.all(np.abs(got - want) <= tol * scale)
+
+
+def test_compiled_inference_rejects_nan_rows_anywhere(rng):
+    net = nf.MLP([3, 4, 2], random_state=0)
+    X = rng.normal(size=(600, 3)).astype(np.float32)
+    X[517, 1] = np.nan  # in the third block
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        net.predict(X)
+    X[517, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        net.forward(X)

@@ -9,6 +9,7 @@ import pytest
 
 import nnopt_fast as nf
 from nnopt_fast.kernels import get_backend
+from nnopt_fast.kernels.plan import LAYOUTS
 from nnopt_fast.train.loop import make_config, run_epochs
 from nnopt_fast.train.state import TrainState
 from tolerances import TRAIN_LOSS_RTOL, TRAIN_WEIGHT_RTOL
@@ -169,3 +170,34 @@ def test_design_covers_every_pair():
         missing = set(itertools.product(AXES[names[i]], AXES[names[j]])) - seen
         assert not missing, (f"pairs of {names[i]} x {names[j]} not covered: "
                              f"{sorted(missing, key=str)}")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_in", [8, 9, 16, 17, 24, 40])
+def test_narrow_nets_in_the_small_kernels_layout_match_reference(n_in, dtype, backend):
+    """Input widths around the vector length (8 doubles, 16 floats): the batch gather's
+    whole tiles, its overlapping last tile and its one-by-one features, with dropout,
+    in the features layout the rule picks for nets this narrow."""
+    require_backend(backend)
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(n_in)
+    n = 150  # batch 48: three whole tiles of 16 columns, a last batch of 6 rows
+    X = rng.standard_normal((n, n_in)).astype(dt)
+    y = (X.astype(np.float64) @ rng.standard_normal((n_in, 3))).argmax(axis=1)
+    results = {}
+    for name in ("numpy", backend):
+        net = nf.MLP((n_in, 8, 3), activation="tanh", output="softmax", dtype=dt,
+                     random_state=0)
+        cfg = make_config(net, batch_size=48, n_samples=n, optimizer="adam", l2=1e-3,
+                          dropout=0.2, seed=SEED)
+        state = TrainState(net, cfg)
+        losses = run_epochs(require_backend(name), cfg, state, X, y, None, epochs=EPOCHS,
+                            lr=0.01, rng=np.random.default_rng(SEED))
+        if name == backend and backend == "cython":
+            assert state.workspace["plan"][1].layout == LAYOUTS["features"]
+        results[name] = net.params.copy(), np.asarray(losses)
+    (want_w, want_l), (got_w, got_l) = results["numpy"], results[backend]
+    w_err = np.max(np.abs(got_w.astype(np.float64) - want_w)) / np.max(np.abs(want_w))
+    assert w_err <= TRAIN_WEIGHT_RTOL[dt]
+    assert np.max(np.abs(got_l - want_l) / np.abs(want_l)) <= TRAIN_LOSS_RTOL[dt]

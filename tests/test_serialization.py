@@ -3,6 +3,7 @@
 import json
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,8 +97,13 @@ def test_file_is_plain_npz_with_json_metadata(saved):
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(npz["__meta__"].tobytes())
         assert npz["coef_0"].shape == clf.coefs_[0].shape
-    assert meta["format"] == "nnopt_fast.estimator" and meta["format_version"] == 1
+    assert meta["format"] == "nnopt_fast.estimator" and meta["format_version"] == 2
     assert meta["class"] == "MLPClassifier"
+    import sklearn
+
+    assert meta["versions"]["nnopt_fast"] == nf.__version__
+    assert meta["versions"]["numpy"] == np.__version__
+    assert meta["versions"]["scikit-learn"] == sklearn.__version__
     assert meta["params"]["hidden_layer_sizes"] == [7, 4]
     assert meta["dtype"] == "float64"
 
@@ -148,9 +154,11 @@ def test_truncated_and_corrupted(saved, tmp_path):
 
 def test_wrong_version_and_wrong_kind(saved, tmp_path):
     path, _, _ = saved
-    v2 = _rewrite(path, tmp_path / "v2", lambda m: m.update(format_version=2))
-    with pytest.raises(nf.ModelFileError, match="format version 2"):
-        nf.load(v2)
+    newer = _rewrite(path, tmp_path / "v3", lambda m: m.update(
+        format_version=3, versions={"nnopt_fast": "9.0"}))
+    with pytest.raises(nf.ModelFileError, match="format version 3, written by nnopt_fast 9.0; "
+                                                ".*Upgrade nnopt_fast"):
+        nf.load(newer)
     other = _rewrite(path, tmp_path / "other", lambda m: m.update({"class": "os.system"}))
     with pytest.raises(nf.ModelFileError, match="os.system"):
         nf.load(other)
@@ -159,10 +167,13 @@ def test_wrong_version_and_wrong_kind(saved, tmp_path):
         nf.load(fmt)
     plain = tmp_path / "plain.npz"
     np.savez(plain, a=np.zeros(3))
+    with pytest.raises(nf.ModelFileError, match=r"unexpected members \['a.npy'\]"):
+        nf.load(plain)
+    np.savez(plain, coef_0=np.zeros(3))
     with pytest.raises(nf.ModelFileError, match="no __meta__"):
         nf.load(plain)
     (tmp_path / "text").write_text("hello")
-    with pytest.raises(nf.ModelFileError, match="not an .npz archive"):
+    with pytest.raises(nf.ModelFileError, match="not an nnopt_fast model file"):
         nf.load(tmp_path / "text")
     missing = _rewrite(path, tmp_path / "missing", drop=["coef_1"])
     with pytest.raises(nf.ModelFileError, match="inconsistent"):

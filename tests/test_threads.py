@@ -13,13 +13,7 @@ from nnopt_fast.kernels.epoch import check_epoch
 from nnopt_fast.kernels.team import new_stop_flag
 from nnopt_fast.train import loop
 from nnopt_fast.train.state import TrainState
-from nnopt_fast.train.threads import (
-    WORK_THRESHOLDS,
-    available_cores,
-    choose_mode,
-    resolve_n_threads,
-    thread_budget,
-)
+from nnopt_fast.train.threads import WORK_THRESHOLDS, available_cores, choose_mode, thread_budget
 
 BACKENDS = ("cython", "numba")
 needs_2_cores = pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores")
@@ -118,11 +112,11 @@ def test_parallel_epoch_with_one_slice_matches_serial_bitwise(rng, backend):
                                dropout=0.2, seed=3)
         state = TrainState(net, cfg)
         perm = np.random.default_rng(1).permutation(len(X)).astype(np.int64)
-        if parallel_path:
-            plan, data, perm = check_epoch(cfg, state, X, y, None, perm)
-            r = be.parallel_epoch(cfg, plan, state, data, perm, 0.1, 0, new_stop_flag())
-        else:
-            r = be.run_epoch(cfg, state, X, y, None, perm, 0.1, 0)
+        # The row-major layout the sync threads run (a narrow net like this one
+        # trains serially in the small-matrix kernels' layout otherwise).
+        plan, data, perm = check_epoch(cfg, state, X, y, None, perm, layout="rows")
+        epoch = be.parallel_epoch if parallel_path else be.serial_epoch
+        r = epoch(cfg, plan, state, data, perm, 0.1, 0, new_stop_flag())
         out.append((r, net.params.copy()))
     assert out[0][0][2:] == out[1][0][2:]
     np.testing.assert_array_equal(out[0][1], out[1][1])
@@ -199,7 +193,8 @@ def test_thread_settings_held_inside_and_restored(rng, backend):
     nf.train(net, X, y, epochs=1, backend=backend, n_threads=2, callbacks=[spy],
              thread_mode="data")
     assert seen[0][0] == [1] * len(blas_before)
-    assert seen[0][1] == 2
+    # Numba's count is the numba backend's business only.
+    assert seen[0][1] == (2 if backend == "numba" else 1)
     assert _blas_threads() == blas_before
     assert numba.get_num_threads() == 1
 
@@ -212,22 +207,6 @@ def test_thread_settings_held_inside_and_restored(rng, backend):
     assert _blas_threads() == blas_before
     assert numba.get_num_threads() == 1
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-
-
-@pytest.mark.parametrize("bad", [0, -1, -8])
-def test_n_threads_below_one_is_rejected(bad):
-    with pytest.raises(ValueError, match="n_threads"):
-        resolve_n_threads(bad)
-
-
-def test_n_threads_above_the_cores_is_rejected_not_clamped(rng):
-    X, y = _task(rng, n=40)
-    cores = available_cores()
-    with pytest.raises(ValueError, match=f"between 1 and the {cores} available cores"):
-        nf.train(nf.MLP((12, 4, 3)), X, y, epochs=1, n_threads=cores + 1)
-    with pytest.raises(TypeError, match="n_threads"):
-        resolve_n_threads(1.5)
-    assert resolve_n_threads(None) == cores
 
 
 def test_mode_rule():

@@ -1,6 +1,9 @@
 """nf.train: a hand-worked step, loss reduction, divergence, history, callbacks, validation."""
 
+import os
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -148,8 +151,101 @@ def test_history_and_validation(rng):
     assert hist.val_loss[-1] == pytest.approx(net.loss(X_val, y_val), rel=1e-6)
     assert hist.val_score[-1] == pytest.approx(np.mean(net.predict(X_val) == y_val))
     assert "4 epochs" in repr(hist) and "numpy" in repr(hist)
+    assert list(hist.history) == ["loss", "val_loss", "val_score", "lr", "epoch_time"]
+    assert hist.history["loss"] is hist.loss and hist.lr == [0.1] * 4
+    assert hist.epoch == [1, 2, 3, 4]
     no_val = nf.train(net, X, y, epochs=2, backend="numpy")
     assert no_val.val_loss == [] and no_val.val_score == []
+    assert list(no_val.history) == ["loss", "lr", "epoch_time"]
+
+
+def test_history_as_a_frame_and_csv(rng, tmp_path):
+    import pandas as pd
+
+    X, y = make_task(rng)
+    hist = nf.train(nf.MLP([5, 8, 3]), X, y, epochs=3, validation_split=0.2,
+                    train_score=True, backend="numpy")
+    frame = hist.to_frame()
+    assert list(frame.columns) == ["loss", "score", "val_loss", "val_score", "lr",
+                                   "epoch_time"]
+    assert list(frame.index) == [1, 2, 3] and frame.index.name == "epoch"
+    np.testing.assert_array_equal(frame["val_loss"], hist.val_loss)
+    path = tmp_path / "history.csv"
+    hist.to_csv(path)
+    back = pd.read_csv(path, index_col="epoch")
+    pd.testing.assert_frame_equal(back, frame)
+    assert hist.to_csv() == path.read_text()
+    assert hist.to_dict()["epoch"] == [1, 2, 3]
+
+
+def test_train_score_is_the_accuracy_after_each_epoch(rng):
+    X, y = make_task(rng)
+    net = nf.MLP([5, 8, 3], random_state=0)
+    hist = nf.train(net, X, y, epochs=2, train_score=True, backend="numpy")
+    assert hist.score[-1] == np.mean(net.predict(X) == y)
+
+
+def test_validation_split_holds_out_the_last_rows_of_each_class(rng):
+    X, y = make_task(rng, n=103)
+    kw = dict(epochs=2, batch_size=16, lr=0.1, backend="numpy", random_state=0)
+    split = nf.MLP([5, 8, 3], random_state=0)
+    hist = nf.train(split, X, y, validation_split=0.2, **kw)
+    # The tail of each class: the last round(0.2 * n_k) of its rows, order kept.
+    val = np.sort(np.concatenate([np.flatnonzero(y == k)[-int(np.floor(0.2 * (y == k).sum()
+                                                                      + 0.5)):]
+                                  for k in range(3)]))
+    train_rows = np.setdiff1d(np.arange(103), val)
+    by_hand = nf.MLP([5, 8, 3], random_state=0)
+    explicit = nf.train(by_hand, X[train_rows], y[train_rows], X_val=X[val], y_val=y[val],
+                        **kw)
+    np.testing.assert_array_equal(split.params, by_hand.params)
+    assert hist.val_loss == explicit.val_loss and hist.val_score == explicit.val_score
+    # Regression targets: the last rows.
+    Y = X @ rng.normal(size=5)
+    reg = nf.MLP([5, 4, 1], output="identity", random_state=0)
+    nf.train(reg, X, Y, validation_split=0.25, **kw)
+    reg_hand = nf.MLP([5, 4, 1], output="identity", random_state=0)
+    nf.train(reg_hand, X[:77], Y[:77], X_val=X[77:], y_val=Y[77:], **kw)
+    np.testing.assert_array_equal(reg.params, reg_hand.params)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(validation_split=0.0), ValueError, "validation_split must be > 0"),
+    (dict(validation_split=1.0), ValueError, "validation_split must be < 1"),
+    (dict(validation_split=0.2, X_val=np.zeros((2, 5)), y_val=[0, 1]), ValueError,
+     "either validation_split or X_val"),
+    (dict(validation_split=0.001), ValueError, "leaves no validation rows"),
+    (dict(lr="fast"), TypeError, "lr must be a real number"),
+])
+def test_validation_split_and_lr_arguments_are_checked(rng, kwargs, error, match):
+    X, y = make_task(rng)
+    with pytest.raises(error, match=match):
+        nf.train(nf.MLP([5, 8, 3]), X, y, backend="numpy", **kwargs)
+
+
+def test_class_weight_with_a_validation_split_weighs_the_training_rows(rng):
+    X, y = make_task(rng)
+    kw = dict(epochs=2, backend="numpy", random_state=0)
+    a = nf.MLP([5, 8, 3], random_state=0)
+    nf.train(a, X, y, validation_split=0.25, class_weight="balanced", **kw)
+    train_rows = np.setdiff1d(np.arange(len(y)), np.concatenate(
+        [np.flatnonzero(y == k)[-int(np.floor(0.25 * (y == k).sum() + 0.5)):]
+         for k in range(3)]))
+    yt = y[train_rows]
+    weights = len(yt) / (3 * np.bincount(yt).astype(np.float64))
+    b = nf.MLP([5, 8, 3], random_state=0)
+    nf.train(b, X[train_rows], yt, sample_weight=weights[yt], **kw)
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+@pytest.mark.parametrize("labels, error", [
+    (np.array(["cat", "dog", "emu"] * 80), TypeError),
+    (np.repeat([1, 2, 3], 80), ValueError),
+])
+def test_labels_of_the_wrong_kind_point_to_the_estimators(rng, labels, error):
+    X = rng.normal(size=(240, 5))
+    with pytest.raises(error, match="MLPClassifier encodes labels of any kind"):
+        nf.train(nf.MLP([5, 8, 3]), X, labels, backend="numpy")
 
 
 def test_regression_validation_score_is_r2(rng):
@@ -227,20 +323,80 @@ def test_train_continues_from_the_current_weights(rng):
 
 def test_verbose_prints_one_plain_line_per_epoch_off_a_terminal(rng, capsys):
     X, y = make_task(rng)
-    nf.train(nf.MLP([5, 8, 3]), X, y, epochs=3, X_val=X, y_val=y, verbose=True,
-             backend="numpy")
+    hist = nf.train(nf.MLP([5, 8, 3]), X, y, epochs=3, X_val=X, y_val=y, verbose=True,
+                    backend="numpy")
     lines = capsys.readouterr().err.strip().splitlines()
     assert [l.split()[:2] for l in lines] == [["epoch", "1/3"], ["epoch", "2/3"],
                                               ["epoch", "3/3"]]
-    assert all("loss=" in l and "val_score=" in l for l in lines)
+    assert lines[-1] == (f"epoch 3/3 loss={hist.loss[-1]:.4g} val_loss={hist.val_loss[-1]:.4g}"
+                         f" val_score={hist.val_score[-1]:.4g}")
 
 
-def test_verbose_shows_a_progress_bar_on_a_terminal(rng, capsys, monkeypatch):
-    X, y = make_task(rng)
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    nf.train(nf.MLP([5, 8, 3]), X, y, epochs=3, verbose=True, backend="numpy")
-    err = capsys.readouterr().err
-    assert "3/3" in err and "epoch 1/3" not in err
+def test_small_losses_print_with_significant_digits():
+    from nnopt_fast.train.progress import format_record
+
+    assert format_record({"loss": 1.23456e-7, "lr": 0.1, "val_loss": 0.5}) == \
+        "loss=1.235e-07 val_loss=0.5"
+
+
+# A regression run whose loss falls below 1e-4 within a few epochs: at four decimals it
+# would read 0.0000.
+PROGRESS_RUN = textwrap.dedent("""
+    import numpy as np
+    import nnopt_fast as nf
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 3))
+    y = X @ np.array([0.5, -0.25, 0.125]) + 1e-3 * rng.normal(size=256)
+    net = nf.MLP([3, 1], activation="identity", output="identity", dtype=np.float64,
+                 random_state=0)
+    hist = nf.train(net, X, y, epochs=40, batch_size=8, lr=0.05, optimizer="adam",
+                    verbose=True, backend="numpy", random_state=0)
+    print("final loss %.4g" % hist.loss[-1])
+""")
+
+
+def test_progress_bar_on_a_pseudo_terminal():
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    # A terminal of 24 rows and 100 columns (a new pseudo-terminal has size 0 x 0).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-c", PROGRESS_RUN], stdin=slave, stdout=slave,
+                            stderr=slave, close_fds=True)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 120)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, screen
+    final = screen.split("final loss ")[1].split()[0]
+    assert float(final) < 1e-4
+    # What a person sees: the bar redrawn in place ("\r"), its last state complete.
+    bar = [part for part in screen.replace("\r\n", "\n").split("\r") if "epoch" in part][-1]
+    assert "40/40" in bar and "100%" in bar
+    assert f"loss={final}" in bar
+    assert "0.0000" not in screen
+    assert "epoch 1/40" not in screen  # no plain lines on a terminal
 
 
 def test_quiet_by_default(rng, capsys):

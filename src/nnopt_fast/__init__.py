@@ -4,7 +4,17 @@ import importlib
 
 from .kernels import backends
 from .model import MLP
-from .train import DivergenceError, History, train
+from .train import (
+    Callback,
+    DivergenceError,
+    EarlyStopping,
+    History,
+    LambdaCallback,
+    ModelCheckpoint,
+    TrainingInterrupted,
+    train,
+)
+from .train import schedules
 
 __version__ = "0.1.0"
 
@@ -15,15 +25,20 @@ _LAZY = {
     "MLPRegressor": ".estimators",
     "ScalingWarning": ".estimators",
     "FitDivergenceError": ".estimators",
-    "load": "._serialization",
+    "load": ".estimators",
+    "save": ".estimators",
     "ModelFileError": "._serialization",
     "bias_variance": ".diagnosis",
     "learning_curve": ".diagnosis",
     "validation_curve": ".diagnosis",
     "diagnose": ".diagnosis",
+    "save_checkpoint": ".train.checkpoint",
+    "load_checkpoint": ".train.checkpoint",
 }
 
-__all__ = ["MLP", "train", "History", "DivergenceError", "backends", "__version__", *_LAZY]
+__all__ = ["MLP", "train", "History", "DivergenceError", "TrainingInterrupted", "Callback",
+           "EarlyStopping", "ModelCheckpoint", "LambdaCallback", "schedules", "backends",
+           "__version__", *_LAZY]
 
 
 def __getattr__(name):

@@ -18,14 +18,39 @@ def check_dtype(dtype):
     return dt
 
 
-def check_X(X, dtype, name="X", n_features=None):
+#: Arrays of up to this many values are checked for finiteness elementwise (the boolean
+#: temporary is small); larger ones by their sum first.
+_FINITE_BY_ELEMENT = 1 << 16
+
+
+def all_finite(a):
+    """Whether every value of the float array ``a`` is finite.
+
+    For a large array the sum is taken first: a NaN or an infinity makes it non-finite,
+    so a finite sum proves the values finite without a boolean temporary of ``a``'s
+    size. Only a sum that is not finite (a non-finite value, or finite values whose sum
+    overflows) is followed by the elementwise check.
+    """
+    if a.size <= _FINITE_BY_ELEMENT:
+        return bool(np.isfinite(a).all())
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):
+            return True
+    return bool(np.isfinite(a).all())
+
+
+def check_X(X, dtype, name="X", n_features=None, finite=True):
     """Validate a 2-D finite numeric array and return a C-contiguous copy-or-view in ``dtype``.
 
     The caller's array is never modified: a new array is made whenever the dtype or the
     memory layout differs (float16, integers, Fortran order, strided views).
+    ``finite=False`` leaves the NaN/infinity check to the caller (the compiled forward
+    pass makes it while it reads X). A SciPy sparse matrix stays sparse: it comes back as
+    a CSR matrix in ``dtype`` (its stored values checked), which training and inference
+    use without densifying.
     """
-    if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
-        X = X.toarray()
+    if hasattr(X, "tocsr") and not isinstance(X, np.ndarray):
+        return _check_sparse_X(X, dtype, name, n_features)
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
@@ -35,13 +60,31 @@ def check_X(X, dtype, name="X", n_features=None):
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if arr.size and not np.isfinite(arr).all():
+    if finite and arr.size and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
             f"{name} has {arr.shape[1]} features, but the model expects {n_features}"
         )
     return arr
+
+
+def _check_sparse_X(X, dtype, name, n_features):
+    import scipy.sparse
+
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+    # Shares X's arrays when X is CSR of the dtype already: nothing here writes them.
+    csr = scipy.sparse.csr_matrix(X, dtype=dtype)
+    if csr.nnz and not np.isfinite(csr.data).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if n_features is not None and csr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {csr.shape[1]} features, but the model expects {n_features}"
+        )
+    return csr
 
 
 def check_targets(y, output, n_outputs, n_samples, dtype, name="y"):
@@ -130,3 +173,64 @@ def check_choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def check_class_weight(class_weight, labels, classes, name="class_weight"):
+    """Per-class weights of ``class_weight`` for integer labels, or None.
+
+    Parameters
+    ----------
+    class_weight : None, "balanced" or dict
+        A dict maps a class (an entry of ``classes``) to a finite weight >= 0; classes it
+        leaves out weigh 1. ``"balanced"`` weighs each class present in ``labels`` by
+        ``n_samples / (n_present_classes * count)``, as scikit-learn does.
+    labels : ndarray of shape (n_samples,), int64
+        Class indices into ``classes``.
+    classes : sequence
+        The class of each index (``range(K)`` for integer labels 0..K-1).
+
+    Returns
+    -------
+    ndarray of shape (len(classes),), float64, or None
+    """
+    if class_weight is None:
+        return None
+    n_classes = len(classes)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"{name} must be None, 'balanced' or a dict, got "
+                             f"{class_weight!r}")
+        counts = np.bincount(labels, minlength=n_classes)
+        present = counts > 0
+        weights = np.ones(n_classes, dtype=np.float64)
+        # scikit-learn's compute_class_weight("balanced"), operation for operation.
+        weights[present] = len(labels) / (int(present.sum())
+                                          * counts[present].astype(np.float64))
+        return weights
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{name} must be None, 'balanced' or a dict, got "
+                        f"{type(class_weight).__name__}")
+    index = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
+    weights = np.ones(n_classes, dtype=np.float64)
+    for key, value in class_weight.items():
+        i = index.get(key.item() if isinstance(key, np.generic) else key)
+        if i is None:
+            raise ValueError(f"{name} has the key {key!r}, which is not a class; the "
+                             f"classes are {list(index)}")
+        weights[i] = check_scalar(value, f"{name}[{key!r}]", low=0.0)
+    return weights
+
+
+def weigh_samples(sample_weight, class_weights, labels, n_samples, dtype):
+    """``sample_weight * class_weights[labels]`` in ``dtype`` (None when both are None).
+
+    The product is taken in float64 and then cast, so that passing the product as
+    ``sample_weight`` instead gives bit-identical weights.
+    """
+    if class_weights is None:
+        return check_sample_weight(sample_weight, n_samples, dtype)
+    weights = class_weights[labels]
+    sw = check_sample_weight(sample_weight, n_samples, np.float64)
+    if sw is not None:
+        weights = sw * weights
+    return np.ascontiguousarray(weights, dtype=dtype)

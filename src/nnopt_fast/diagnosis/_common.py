@@ -3,6 +3,7 @@
 import numbers
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from joblib import Parallel
@@ -54,6 +55,11 @@ def derived_int(seed_seq, index):
     """A reproducible 32-bit seed derived from ``seed_seq`` for the sub-task ``index``."""
     ss = np.random.SeedSequence(seed_seq.entropy, spawn_key=seed_seq.spawn_key + (1000 + index,))
     return int(ss.generate_state(1, np.uint32)[0])
+
+
+def fmt(x):
+    """A number for a report: four significant digits, no exponent from 1,000 to 10 million."""
+    return f"{x:.0f}" if 1e3 <= abs(x) < 1e7 else f"{x:.4g}"
 
 
 def check_estimator(estimator, name="estimator"):
@@ -260,5 +266,63 @@ def run_parallel(tasks, n_jobs, progress=False, desc=None):
         for key in dict.fromkeys(caught):
             counts[key] = counts.get(key, 0) + 1
     for (category, message), k in counts.items():
-        warnings.warn(f"{k} of {len(tasks)} fits: {message}", category, stacklevel=3)
+        warnings.warn(fit_warning(category, f"{k} of {len(tasks)} fits: {message}", k,
+                                  len(tasks)), stacklevel=3)
     return results
+
+
+def fit_warning(category, text, n_fits, n_total):
+    """A ``category`` warning saying ``text``, carrying ``n_fits`` (how many fits raised it)
+    and ``n_total`` (of how many), so that a caller can count them instead of showing them."""
+    try:
+        warning = category(text)
+    except TypeError:  # a category whose constructor takes other arguments
+        warning = UserWarning(text)
+    warning.n_fits, warning.n_total = n_fits, n_total
+    return warning
+
+
+@dataclass
+class Baseline:
+    """The scores of a constant predictor: the training rows' majority class (or mean).
+
+    Attributes
+    ----------
+    error : float
+        Misclassification rate, or mse.
+    loss : float
+        Log-loss of the training rows' class frequencies, or mse.
+    score : float
+        Accuracy, or R^2 (at most 0 on the rows it is measured on).
+    """
+
+    error: float
+    loss: float
+    score: float
+
+
+def constant_baseline(y_train, y_test, classifier, labels=None):
+    """The :class:`Baseline` of a constant predictor fitted on ``y_train``, on ``y_test``."""
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if classifier:
+        labels = np.unique(y_train) if labels is None else labels
+        counts = np.array([np.sum(y_train == c) for c in labels], dtype=np.float64)
+        prior = counts / counts.sum()
+        majority = labels[int(np.argmax(counts))]
+        accuracy = float(np.mean(y_test == majority))
+        from sklearn.metrics import log_loss
+
+        proba = np.broadcast_to(prior, (len(y_test), len(labels)))
+        return Baseline(1.0 - accuracy, float(log_loss(y_test, proba, labels=labels)),
+                        accuracy)
+    yt, yv = y_train.astype(np.float64), y_test.astype(np.float64)
+    mse = float(np.mean((yv - yt.mean(axis=0)) ** 2))
+    spread = float(np.mean((yv - yv.mean(axis=0)) ** 2))
+    return Baseline(mse, mse, 1.0 - mse / spread if spread > 0 else 0.0)
+
+
+def mean_baseline(splits, y, classifier, labels=None):
+    """The :class:`Baseline` averaged over the (train, test) index pairs ``splits``."""
+    parts = [constant_baseline(y[tr], y[te], classifier, labels) for tr, te in splits]
+    return Baseline(*(float(np.mean([getattr(b, f) for b in parts]))
+                      for f in ("error", "loss", "score")))

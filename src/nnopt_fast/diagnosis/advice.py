@@ -3,7 +3,7 @@
 import numbers
 import textwrap
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from joblib import delayed
@@ -15,42 +15,22 @@ from ._common import (
     as_seed_sequence,
     as_target,
     check_estimator,
+    constant_baseline,
     derived_int,
     find_param,
+    fmt,
     n_samples_of,
     predicts_argmax,
     run_parallel,
     take,
 )
-from .curves import _fit_score, validation_curve
+from .curves import _fit_score
 from .decomposition import bias_variance
+from .steps import Step, bias_steps, constant_steps, variance_steps
 
-DEFAULT_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
-DEFAULT_DROPOUTS = (0.1, 0.2, 0.3, 0.5)
 WIDTH = 88  # terminal width of the printed report
-VERDICTS = ("good fit", "high bias", "high variance", "high bias and high variance")
-
-
-@dataclass
-class Step:
-    """One of the recipe's next steps.
-
-    Attributes
-    ----------
-    title : str
-        The remedy, e.g. ``"bigger network"``.
-    action : str
-        What to do, with concrete parameter values.
-    params : dict
-        The constructor parameters that carry it out (empty when it is advice only).
-    outcome : str
-        What trying it did on the data (empty when not tried).
-    """
-
-    title: str
-    action: str
-    params: dict = field(default_factory=dict)
-    outcome: str = ""
+VERDICTS = ("good fit", "high bias", "high variance", "high bias and high variance",
+            "worse than a constant predictor")
 
 
 @dataclass(repr=False)
@@ -68,6 +48,11 @@ class Diagnosis:
         Errors of one fit on the training split; ``gap = validation_error − train_error``.
     baseline_error : float
         Validation error of a constant predictor (majority class / training mean).
+    baseline_train_error : float
+        Its error on the training split. A model whose training error exceeds it by more
+        than the tolerance failed to train, whatever the gap: its verdict is ``"worse
+        than a constant predictor"``, with the target's scaling and the learning rate as
+        the next steps.
     tolerance : float
         Absolute tolerance used by the verdict (``tolerance`` × ``baseline_error``).
     target_error : float or None
@@ -78,7 +63,7 @@ class Diagnosis:
     high_bias, high_variance : bool
     verdict : str
         One of ``"good fit"``, ``"high bias"``, ``"high variance"``,
-        ``"high bias and high variance"``.
+        ``"high bias and high variance"``, ``"worse than a constant predictor"``.
     reasons : list of str
         The comparisons behind the verdict, with their numbers.
     steps : list of Step
@@ -114,6 +99,12 @@ class Diagnosis:
     validation_curves: dict
     decomposition_after: object = None
     wall_time: float = 0.0
+    baseline_train_error: float | None = None
+
+    @property
+    def worse_than_constant(self):
+        """Whether the model fits its training rows no better than a constant predictor."""
+        return self.verdict == VERDICTS[4]
 
     def __str__(self):
         d = self.decomposition
@@ -121,19 +112,22 @@ class Diagnosis:
         lines = [
             f"Diagnosis of {self.estimator_name}: {self.n_train} training / "
             f"{self.n_validation} validation samples",
-            f"error = {self.error_name} (a constant predictor scores "
-            f"{self.baseline_error:.4g})",
+            f"error = {self.error_name}; the constant predictor is the training split's "
+            f"{'majority class' if self.error_name != 'mse' else 'mean'}",
             "",
-            f"  {'training error':<{w}} {self.train_error:.4f}",
-            f"  {'validation error':<{w}} {self.validation_error:.4f}",
-            f"  {'gap':<{w}} {self.gap:+.4f}   (validation − training)",
+            f"  {'training error':<{w}} {fmt(self.train_error):<9} (constant predictor: "
+            f"{fmt(self.baseline_train_error)})",
+            f"  {'validation error':<{w}} {fmt(self.validation_error):<9} (constant "
+            f"predictor: {fmt(self.baseline_error)})",
+            f"  {'gap':<{w}} {('+' if self.gap >= 0 else '') + fmt(self.gap):<9} "
+            f"(validation − training)",
         ]
         if self.target_error is not None:
             lines.append(f"  {'target error':<{w}} {self.target_error:.4f}")
         if d.loss == "mse":
-            lines.append(f"  {'bias² / variance':<{w}} {d.bias_squared:.4g} / {d.variance:.4g}"
-                         f"   (expected loss {d.expected_loss:.4g}, {d.n_rounds} bootstrap "
-                         f"rounds)")
+            lines.append(f"  {'bias² / variance':<{w}} {fmt(d.bias_squared)} / "
+                         f"{fmt(d.variance)}   (expected loss {fmt(d.expected_loss)}, "
+                         f"{d.n_rounds} bootstrap rounds)")
         else:
             lines.append(f"  {'bias / variance':<{w}} {d.bias_squared:.4f} / {d.variance:.4f}"
                          f"   (Domingos 0-1 loss, {d.n_rounds} bootstrap rounds)")
@@ -173,16 +167,6 @@ def _errors(results, classifier):
     if classifier:  # _fit_score scored with accuracy
         return 1.0 - arr[:, 0], 1.0 - arr[:, 1]
     return arr[:, 2], arr[:, 3]
-
-
-def _curve_errors(curve, classifier):
-    if classifier:
-        return 1.0 - curve.mean("train_scores"), 1.0 - curve.mean("validation_scores")
-    return curve.mean("train_losses"), curve.mean("validation_losses")
-
-
-def _fmt(x):
-    return f"{x:.4g}"
 
 
 def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_rounds=8,
@@ -271,9 +255,12 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
     if rs_key is not None and estimator.get_params(deep=True)[rs_key] is None:
         base[rs_key] = derived_int(ss, 1)
 
-    def evaluate(configs, desc):
-        tasks = [delayed(_fit_score)(estimator, {**base, **params}, X, y, tr, val_idx, scorer,
-                                     labels)
+    def evaluate(configs, desc, model=None, prefix=""):
+        """Errors of fits of ``model`` (default: the estimator) with ``params`` on rows
+        ``tr``; ``prefix`` names the estimator inside ``model`` (its own seed key)."""
+        seeds = {prefix + k: v for k, v in base.items()}
+        tasks = [delayed(_fit_score)(estimator if model is None else model,
+                                     {**seeds, **params}, X, y, tr, val_idx, scorer, labels)
                  for params, tr in configs]
         return _errors(run_parallel(tasks, n_jobs, progress, desc), classifier)
 
@@ -288,58 +275,67 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
                                   loss=loss, random_state=bv_seed, n_jobs=n_jobs,
                                   progress=progress)
 
-    if classifier:
-        vals, counts = np.unique(y_tr, return_counts=True)
-        baseline = float(np.mean(y_va != vals[np.argmax(counts)]))
-        error_name = "misclassification rate"
-    else:
-        yv = np.asarray(y_va, dtype=np.float64)
-        baseline = float(np.mean((yv - np.asarray(y_tr, dtype=np.float64).mean(axis=0)) ** 2))
-        error_name = "mse"
+    baseline = constant_baseline(y_tr, y_va, classifier, labels).error
+    baseline_train = constant_baseline(y_tr, y_tr, classifier, labels).error
+    error_name = "misclassification rate" if classifier else "mse"
     tol = tolerance * baseline
     reference = 0.0 if target_error is None else float(target_error)
     avoidable = train_error - reference
     high_bias = avoidable > tol
     high_variance = gap > tol
-    verdict = VERDICTS[int(high_bias) + 2 * int(high_variance)]
+    # Worse by more than the tolerance: a network can always learn the constant (its
+    # output biases), so this is a failure of training, not of capacity.
+    worse = train_error > baseline_train + tol
+    verdict = VERDICTS[4] if worse else VERDICTS[int(high_bias) + 2 * int(high_variance)]
 
     reasons = []
+    if worse:
+        reasons.append(
+            f"fit: the training error {fmt(train_error)} is worse than the constant "
+            f"predictor's {fmt(baseline_train)} on the same rows, by more than the "
+            f"tolerance {fmt(tol)}: any network can learn that constant, so training "
+            f"failed, and bias and variance say little yet. "
+            + ("Unscaled targets " if not classifier else "Unscaled inputs ")
+            + "or a learning rate far off are the usual causes.")
     if target_error is None:
         reasons.append(
             f"bias: no target_error given, so the training error is compared with 0 (can the "
-            f"network fit its own training set?): {_fmt(train_error)} "
-            f"{'>' if high_bias else '<='} tolerance {_fmt(tol)} "
-            f"({tolerance:g} x the constant predictor's {_fmt(baseline)}). If the task has an "
+            f"network fit its own training set?): {fmt(train_error)} "
+            f"{'>' if high_bias else '<='} tolerance {fmt(tol)} "
+            f"({tolerance:g} x the constant predictor's {fmt(baseline)}). If the task has an "
             f"irreducible error (noisy labels, human-level error), pass it as target_error.")
     else:
         reasons.append(
-            f"bias: avoidable bias = training error − target = {_fmt(train_error)} − "
-            f"{_fmt(reference)} = {_fmt(avoidable)} {'>' if high_bias else '<='} tolerance "
-            f"{_fmt(tol)} ({tolerance:g} x the constant predictor's {_fmt(baseline)})")
+            f"bias: avoidable bias = training error − target = {fmt(train_error)} − "
+            f"{fmt(reference)} = {fmt(avoidable)} {'>' if high_bias else '<='} tolerance "
+            f"{fmt(tol)} ({tolerance:g} x the constant predictor's {fmt(baseline)})")
     reasons.append(
-        f"variance: gap = validation − training = {_fmt(validation_error)} − "
-        f"{_fmt(train_error)} = {_fmt(gap)} {'>' if high_variance else '<='} tolerance "
-        f"{_fmt(tol)}")
+        f"variance: gap = validation − training = {fmt(validation_error)} − "
+        f"{fmt(train_error)} = {fmt(gap)} {'>' if high_variance else '<='} tolerance "
+        f"{fmt(tol)}")
     d = decomposition
     if loss == "mse":
         share = d.variance / d.expected_loss if d.expected_loss > 0 else 0.0
-        split_text = (f"bias² {_fmt(d.bias_squared)} + variance {_fmt(d.variance)} "
-                      f"({100 * share:.0f}% of the expected loss {_fmt(d.expected_loss)})")
+        split_text = (f"bias² {fmt(d.bias_squared)} + variance {fmt(d.variance)} "
+                      f"({100 * share:.0f}% of the expected loss {fmt(d.expected_loss)})")
     else:
-        split_text = (f"bias {_fmt(d.bias_squared)}, variance {_fmt(d.variance)}; expected "
-                      f"loss {_fmt(d.expected_loss)} = bias + net variance "
-                      f"{_fmt(d.net_variance)} (Domingos)")
+        split_text = (f"bias {fmt(d.bias_squared)}, variance {fmt(d.variance)}; expected "
+                      f"loss {fmt(d.expected_loss)} = bias + net variance "
+                      f"{fmt(d.net_variance)} (Domingos)")
     reasons.append(f"decomposition over {n_rounds} bootstrap fits: {split_text}")
 
     steps, suggested, curves, after = [], {}, {}, None
-    if high_bias:
-        bsteps, probe_errors = _bias_steps(estimator, evaluate, train_idx, train_error,
+    if worse:
+        steps, suggested = constant_steps(estimator, evaluate, train_idx, train_error,
+                                          classifier, y_tr)
+    elif high_bias:
+        bsteps, probe_errors = bias_steps(estimator, evaluate, train_idx, train_error,
                                            width_factor, epochs_factor)
         steps += bsteps
         if probe_errors:
             suggested = dict(min(probe_errors, key=lambda p: p[0])[1])
-    if high_variance:
-        vsteps, vsuggested, curves = _variance_steps(
+    if high_variance and not worse:
+        vsteps, vsuggested, curves = variance_steps(
             estimator, X, y, base, evaluate, train_idx, split, validation_error, gap,
             alpha_range, dropout_range, classifier, n_jobs, progress)
         steps += vsteps
@@ -349,7 +345,7 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
             after = bias_variance(clone(estimator).set_params(**vsuggested), X_tr, y_tr, X_va,
                                   y_va, n_rounds=n_rounds, loss=loss, random_state=bv_seed,
                                   n_jobs=n_jobs, progress=progress)
-    if not (high_bias or high_variance):
+    if not (high_bias or high_variance or worse):
         steps.append(Step(
             "done", "bias and variance are both within tolerance: measure the error once on "
             "a held-out test set, or lower target_error / tolerance to push further."))
@@ -361,115 +357,16 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
         decomposition=decomposition, high_bias=high_bias, high_variance=high_variance,
         verdict=verdict, reasons=reasons, steps=steps, suggested_params=suggested,
         validation_curves=curves, decomposition_after=after,
-        wall_time=time.perf_counter() - t0)
+        wall_time=time.perf_counter() - t0, baseline_train_error=baseline_train)
 
 
 def _describe(estimator):
     steps = getattr(estimator, "steps", None)
     if steps:  # a Pipeline: name its steps
-        return "Pipeline(" + " -> ".join(type(s).__name__ for _, s in steps) + ")"
+        return "Pipeline(" + " -> ".join(_describe(s) for _, s in steps) + ")"
+    inner = getattr(estimator, "regressor", None)
+    if inner is not None:  # a TransformedTargetRegressor: name what it wraps
+        return f"{type(estimator).__name__}({_describe(inner)})"
     return type(estimator).__name__
 
 
-def _hidden_sizes(estimator, key):
-    sizes = estimator.get_params(deep=True)[key]
-    if isinstance(sizes, numbers.Integral):
-        return (int(sizes),)
-    return tuple(int(s) for s in sizes)
-
-
-def _bias_steps(estimator, evaluate, train_idx, train_error, width_factor, epochs_factor):
-    """Bigger network, longer training, better optimizer, new architecture, in order.
-
-    Returns the steps and, for each one tried, (training error reached, its params).
-    """
-    planned = []
-    params = estimator.get_params(deep=True)
-    key = find_param(estimator, "hidden_layer_sizes")
-    if key is not None:
-        sizes = _hidden_sizes(estimator, key)
-        wider = tuple(s * width_factor for s in sizes) if sizes else (16,)
-        planned.append(Step("bigger network", f"{key} {sizes} -> {wider}", {key: wider}))
-    key = find_param(estimator, "max_iter") or find_param(estimator, "epochs")
-    if key is not None:
-        longer = params[key] * epochs_factor
-        planned.append(Step("train longer", f"{key} {params[key]} -> {longer}", {key: longer}))
-    key = find_param(estimator, "solver") or find_param(estimator, "optimizer")
-    if key is not None and params[key] in ("sgd", "momentum"):
-        planned.append(Step("better optimizer", f"{key} {params[key]!r} -> 'adam'",
-                            {key: "adam"}))
-    probe_errors = []
-    if planned:
-        tr_err, va_err = evaluate([(s.params, train_idx) for s in planned],
-                                  "diagnose: high-bias probes")
-        for s, te, ve in zip(planned, tr_err, va_err):
-            s.outcome = (f"training error {_fmt(train_error)} -> {_fmt(te)} "
-                         f"(validation {_fmt(ve)})")
-            probe_errors.append((float(te), s.params))
-    else:
-        planned.append(Step("bigger network", "add units or layers"))
-    if "better optimizer" not in [s.title for s in planned]:
-        planned.append(Step("better optimizer", "momentum, Nesterov or Adam, or tune the "
-                            "learning rate"))
-    planned.append(Step("new architecture", "other activations, features or model family; "
-                        "more data does little for bias"))
-    return planned, probe_errors
-
-
-def _variance_steps(estimator, X, y, base, evaluate, train_idx, split, validation_error, gap,
-                    alpha_range, dropout_range, classifier, n_jobs, progress):
-    """More data, regularization (best alpha / dropout by a validation curve), new architecture."""
-    steps = []
-    half = train_idx[: max(2, len(train_idx) // 2)]
-    _, va_half = evaluate([({}, half)], "diagnose: half data")
-    drop = float(va_half[0]) - validation_error
-    trend = ("still falling: more data should help" if drop > 0.1 * max(gap, 1e-12)
-             else "barely moved: more data alone may not help much")
-    steps.append(Step("more data", "collect more training samples", {},
-                      f"validation error with half the training set {_fmt(va_half[0])}, with "
-                      f"all of it {_fmt(validation_error)}: {trend}"))
-
-    estimator_b = _with(estimator, base)
-    curves, best = {}, []
-    sweeps = []
-    for name, default, given in (("alpha", DEFAULT_ALPHAS, alpha_range),
-                                 ("dropout", DEFAULT_DROPOUTS, dropout_range)):
-        key = find_param(estimator, name)
-        if key is not None:
-            sweeps.append((key, list(default if given is None else given)))
-    skipped = []
-    for name, values in sweeps:
-        try:
-            vc = validation_curve(estimator_b, X, y, name, values, cv=split, n_jobs=n_jobs,
-                                  scoring="accuracy" if classifier else None,
-                                  progress=progress)
-        except (ValueError, TypeError) as exc:
-            # e.g. dropout with an lbfgs solver: report it and go on with the other sweeps.
-            skipped.append(f"{name} not tried ({' '.join(str(exc).split())[:120]})")
-            continue
-        curves[name] = vc
-        tr_err, va_err = _curve_errors(vc, classifier)
-        k = len(va_err) - 1 - int(np.argmin(va_err[::-1]))  # ties: the stronger value
-        best.append((float(va_err[k]), name, values[k], float(tr_err[k])))
-    if best:
-        va, name, value, tr = min(best, key=lambda b: b[0])
-        others = "; ".join(f"best {n} = {v!r}: validation {_fmt(e)}" for e, n, v, _ in best
-                           if n != name)
-        notes = "; ".join(filter(None, [others, *skipped]))
-        outcome = (f"validation error {_fmt(validation_error)} -> {_fmt(va)}, gap "
-                   f"{_fmt(gap)} -> {_fmt(va - tr)}" + (f" ({notes})" if notes else ""))
-        steps.append(Step("regularization", f"{name} = {value!r} (best of "
-                          f"{curves[name].param_range} by validation error)", {name: value},
-                          outcome))
-        suggested = {name: value}
-    else:
-        steps.append(Step("regularization", "add L2 / dropout / early stopping", {},
-                          "; ".join(skipped)))
-        suggested = {}
-    steps.append(Step("new architecture", "a smaller or differently shaped network, better "
-                      "features"))
-    return steps, suggested, curves
-
-
-def _with(estimator, params):
-    return clone(estimator).set_params(**params) if params else estimator

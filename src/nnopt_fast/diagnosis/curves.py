@@ -15,8 +15,10 @@ from ._common import (
     capture_warnings,
     check_estimator,
     derived_int,
+    fmt,
     full_proba,
     loss_name,
+    mean_baseline,
     model_loss,
     n_samples_of,
     one_blas_thread,
@@ -39,6 +41,8 @@ class _Curve:
     fit_times: np.ndarray
     score_name: str
     loss_name: str
+    baseline_loss: float | None = None
+    baseline_score: float | None = None
 
     @property
     def n_splits(self):
@@ -49,12 +53,18 @@ class _Curve:
         return getattr(self, what).mean(axis=1)
 
     def _table(self, label, values):
-        rows = [f"{label:>16} | train score  val score | train loss   val loss | fit s"]
+        w = max(16, len(label), *(len(str(v)) for v in values))
+        rows = [f"{label:>{w}} | train score  val score | train loss   val loss | fit s"]
+        if self.baseline_loss is not None:
+            score = "" if self.baseline_score is None else f"{self.baseline_score:.4f}"
+            rows.append(f"{'constant':>{w}} | {'':11} {score:>10} | {'':10} "
+                        f"{fmt(self.baseline_loss):>10} |")
         for k, v in enumerate(values):
             rows.append(
-                f"{v!s:>16} | {self.train_scores[k].mean():11.4f} "
-                f"{self.validation_scores[k].mean():10.4f} | {self.train_losses[k].mean():10.4f} "
-                f"{self.validation_losses[k].mean():10.4f} | {self.fit_times[k].mean():5.2f}"
+                f"{v!s:>{w}} | {self.train_scores[k].mean():11.4f} "
+                f"{self.validation_scores[k].mean():10.4f} | "
+                f"{fmt(self.train_losses[k].mean()):>10} "
+                f"{fmt(self.validation_losses[k].mean()):>10} | {self.fit_times[k].mean():5.2f}"
             )
         return "\n".join(rows)
 
@@ -67,6 +77,10 @@ class LearningCurve(_Curve):
     ----------
     train_sizes : ndarray of shape (n_sizes,), int
         Absolute numbers of training samples.
+    baseline_loss, baseline_score : float or None
+        The validation loss and score of a constant predictor fitted on each training
+        fold (majority class, or mean), averaged over the splits; the ``constant`` row
+        of the table. None where not defined (multi-output classes, other scorings).
     train_scores, validation_scores : ndarray of shape (n_sizes, n_splits)
         Score (``scoring``; default: the estimator's ``score``) on the training subset and
         on the validation fold.
@@ -98,6 +112,8 @@ class ValidationCurve(_Curve):
     train_scores, validation_scores, train_losses, validation_losses, fit_times
         ndarray of shape (n_values, n_splits), as in :class:`LearningCurve`.
     score_name, loss_name : str
+    baseline_loss, baseline_score : float or None
+        As in :class:`LearningCurve`.
     """
 
     param_name: str = ""
@@ -178,6 +194,18 @@ def _prepare_inputs(estimator, X, y, scoring):
     return n, y, scorer, labels, score_name
 
 
+def _baselines(estimator, splits, y, labels, score_name):
+    """The constant predictor's validation loss and score, in the curve's own terms."""
+    classifier = is_classifier(estimator)
+    if classifier and y.ndim != 1:
+        return None, None
+    base = mean_baseline(splits, y, classifier, labels)
+    loss = {"log_loss": base.loss, "zero_one": base.error, "mse": base.loss}[
+        loss_name(estimator)]
+    score = base.score if score_name == ("accuracy" if classifier else "r2") else None
+    return loss, score
+
+
 def _reshape(results, n_points, n_splits):
     arr = np.array(results, dtype=np.float64).reshape(n_points, n_splits, 5)
     return [arr[:, :, k] for k in range(5)]
@@ -237,9 +265,11 @@ def learning_curve(estimator, X, y, train_sizes=(0.1, 0.325, 0.55, 0.775, 1.0), 
     ]
     results = run_parallel(tasks, n_jobs, progress, desc="learning curve")
     ts, vs, tl, vl, ft = _reshape(results, len(sizes), len(splits))
+    base_loss, base_score = _baselines(estimator, splits, y, labels, score_name)
     return LearningCurve(train_scores=ts, validation_scores=vs, train_losses=tl,
                          validation_losses=vl, fit_times=ft, score_name=score_name,
-                         loss_name=loss_name(estimator), train_sizes=sizes)
+                         loss_name=loss_name(estimator), baseline_loss=base_loss,
+                         baseline_score=base_score, train_sizes=sizes)
 
 
 def validation_curve(estimator, X, y, param_name, param_range, cv=5, n_jobs=None, *,
@@ -287,8 +317,10 @@ def validation_curve(estimator, X, y, param_name, param_range, cv=5, n_jobs=None
     ]
     results = run_parallel(tasks, n_jobs, progress, desc=f"validation curve ({param_name})")
     ts, vs, tl, vl, ft = _reshape(results, len(param_range), len(splits))
+    base_loss, base_score = _baselines(estimator, splits, y, labels, score_name)
     return ValidationCurve(train_scores=ts, validation_scores=vs, train_losses=tl,
                            validation_losses=vl, fit_times=ft, score_name=score_name,
-                           loss_name=loss_name(estimator), param_name=param_name,
+                           loss_name=loss_name(estimator), baseline_loss=base_loss,
+                           baseline_score=base_score, param_name=param_name,
                            param_range=param_range)
 

@@ -11,6 +11,8 @@ from ._common import (
     as_target,
     capture_warnings,
     check_estimator,
+    constant_baseline,
+    fmt,
     check_n_rounds,
     child_seeds,
     n_samples_of,
@@ -22,6 +24,8 @@ from ._common import (
 )
 
 LOSSES = ("mse", "0-1")
+#: Resamples of the rounds behind :attr:`BiasVariance.bands`.
+N_RESAMPLES = 100
 
 
 @dataclass(repr=False)
@@ -56,6 +60,14 @@ class BiasVariance:
         Seconds spent in each round's ``fit``.
     wall_time : float
         Seconds for the whole call.
+    baseline : float or None
+        The test loss of a constant predictor fitted on the training set (its majority
+        class, or its mean): a model should do better.
+    bands : dict of str to (float, float)
+        ``"expected_loss"``, ``"bias"`` (0-1: Domingos' bias; mse: bias²) and
+        ``"net_variance"``: the 10th and 90th percentiles of each term over
+        :data:`N_RESAMPLES` resamples of the rounds (drawn with replacement), i.e. how
+        much it depends on which rounds were run.
     """
 
     expected_loss: float
@@ -69,6 +81,8 @@ class BiasVariance:
     predictions: np.ndarray | None = None
     fit_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wall_time: float = 0.0
+    baseline: float | None = None
+    bands: dict = field(default_factory=dict)
 
     @property
     def bias(self):
@@ -83,18 +97,20 @@ class BiasVariance:
         return self.variance
 
     def __str__(self):
+        base = "" if self.baseline is None else \
+            f"; a constant predictor's loss {self.baseline:.4g}"
         if self.loss == "mse":
             return (
                 f"bias-variance (mse, {self.n_rounds} rounds): expected loss "
                 f"{self.expected_loss:.6g} = bias² {self.bias_squared:.6g} + variance "
-                f"{self.variance:.6g}"
+                f"{self.variance:.6g}{base}"
             )
         return (
             f"bias-variance (0-1, Domingos, {self.n_rounds} rounds): expected loss "
             f"{self.expected_loss:.4f} = bias {self.bias_squared:.4f} + net variance "
             f"{self.net_variance:.4f} (variance {self.variance:.4f}: "
             f"{self.variance_unbiased:.4f} on unbiased points − "
-            f"{self.variance_biased:.4f} on biased points)"
+            f"{self.variance_biased:.4f} on biased points){base}"
         )
 
     __repr__ = __str__
@@ -192,7 +208,32 @@ def _validate(estimator, X_train, y_train, X_test, y_test, n_rounds, loss):
     return y_train, y_test, n_rounds
 
 
-def _assemble(rounds, y_test, loss, n_rounds, return_predictions, t0):
+def _terms(parts, loss):
+    """(expected loss, bias or bias², net variance) of :func:`decompose`'s result."""
+    net = (parts["variance_unbiased"] - parts["variance_biased"] if loss == "0-1"
+           else parts["variance"])
+    return parts["expected_loss"], parts["bias_squared"], net
+
+
+def _bands(preds, y_test, loss):
+    """10th and 90th percentiles of each term over resamples of the rounds."""
+    if preds.shape[0] < 2:
+        return {}
+    rng = np.random.default_rng(0)  # fixed: the same bands for the same rounds
+    draws = np.array([_terms(decompose(preds[rng.integers(0, len(preds), len(preds))],
+                                       y_test, loss), loss) for _ in range(N_RESAMPLES)])
+    lo, hi = np.percentile(draws, [10, 90], axis=0)
+    return {name: (float(a), float(b))
+            for name, a, b in zip(("expected_loss", "bias", "net_variance"), lo, hi)}
+
+
+def _baseline(y_train, y_test, loss):
+    if y_test.ndim != 1 and loss == "0-1":
+        return None
+    return constant_baseline(y_train, y_test, classifier=loss == "0-1").error
+
+
+def _assemble(rounds, y_train, y_test, loss, n_rounds, return_predictions, t0):
     preds = np.stack([p for p, _ in rounds])
     parts = decompose(preds, y_test, loss)
     return BiasVariance(
@@ -201,6 +242,8 @@ def _assemble(rounds, y_test, loss, n_rounds, return_predictions, t0):
         predictions=preds if return_predictions else None,
         fit_times=np.array([t for _, t in rounds]),
         wall_time=time.perf_counter() - t0,
+        baseline=_baseline(y_train, y_test, loss),
+        bands=_bands(preds, y_test, loss),
         **parts,
     )
 
@@ -277,7 +320,7 @@ def bias_variance(estimator, X_train, y_train, X_test, y_test, n_rounds=50, loss
         for boot, est_seed in seeds
     )
     rounds = run_parallel(tasks, n_jobs, progress, desc="bias-variance")
-    return _assemble(rounds, y_test, loss, n_rounds, return_predictions, t0)
+    return _assemble(rounds, y_train, y_test, loss, n_rounds, return_predictions, t0)
 
 
 @dataclass(repr=False)
@@ -313,11 +356,35 @@ class BiasVarianceCurve:
         """ndarray of shape (n_values,)."""
         return self._column("variance")
 
+    @property
+    def net_variance(self):
+        """ndarray of shape (n_values,): ``expected_loss - bias_squared`` (Domingos for 0-1)."""
+        return self._column("net_variance")
+
+    @property
+    def baseline(self):
+        """The test loss of a constant predictor (the same for every value), or None."""
+        return self.results[0].baseline if self.results else None
+
+    def band(self, term):
+        """ndarray of shape (n_values, 2): the 10-90% band of ``term`` (see
+        :attr:`BiasVariance.bands`), NaN without one."""
+        return np.array([r.bands.get(term, (np.nan, np.nan)) for r in self.results])
+
     def __str__(self):
-        rows = [f"{self.param_name:>14}  expected   bias(²)   variance"]
+        zero_one = bool(self.results) and self.results[0].loss == "0-1"
+        w = max(14, len(self.param_name), *(len(str(v)) for v in self.param_range))
+        if zero_one:  # expected = bias + net variance; net = unbiased - biased variance
+            head, terms = "expected      bias  net var.  variance", ("expected_loss",
+                          "bias_squared", "net_variance", "variance")
+        else:
+            head, terms = "expected     bias²  variance", ("expected_loss", "bias_squared",
+                                                          "variance")
+        rows = [f"{self.param_name:>{w}}  {head}"]
         for v, r in zip(self.param_range, self.results):
-            rows.append(f"{v!s:>14}  {r.expected_loss:8.4g}  {r.bias_squared:8.4g}  "
-                        f"{r.variance:8.4g}")
+            rows.append(f"{v!s:>{w}}  " + "  ".join(f"{fmt(getattr(r, t)):>8}" for t in terms))
+        if self.baseline is not None:
+            rows.append(f"{'constant':>{w}}  {fmt(self.baseline):>8}")
         return "\n".join(rows)
 
     __repr__ = __str__
@@ -362,7 +429,8 @@ def bias_variance_curve(estimator, X_train, y_train, X_test, y_test, param_name,
     ]
     rounds = run_parallel(tasks, n_jobs, progress, desc=f"bias-variance over {param_name}")
     results = [
-        _assemble(rounds[k * n_rounds:(k + 1) * n_rounds], y_test, loss, n_rounds, False, t0)
+        _assemble(rounds[k * n_rounds:(k + 1) * n_rounds], y_train, y_test, loss, n_rounds,
+                  False, t0)
         for k in range(len(param_range))
     ]
     return BiasVarianceCurve(param_name=param_name, param_range=param_range, results=results)

@@ -3,128 +3,14 @@
 kernels' typed bodies (``csrc/``; arguments are validated by ``kernels.dispatch``)."""
 
 from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport free, malloc
 
 cimport numpy as cnp
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+import numpy as _np
+
 cnp.import_array()
-
-cdef extern from "nn_step.h" nogil:
-    int NN_ACT_IDENTITY, NN_ACT_TANH, NN_ACT_RELU, NN_ACT_LOGISTIC
-    int NN_OUT_SOFTMAX, NN_OUT_LOGISTIC, NN_OUT_IDENTITY
-    int NN_OPT_SGD, NN_OPT_MOMENTUM, NN_OPT_NESTEROV, NN_OPT_ADAM
-    int NN_STATUS_OK, NN_STATUS_NONFINITE, NN_STATUS_ZERO_WEIGHT, NN_STATUS_INTERRUPTED
-
-    ctypedef void nn_sgemm_fn(char *, char *, int *, int *, int *, float *, float *, int *,
-                              float *, int *, float *, float *, int *) noexcept nogil
-    ctypedef void nn_dgemm_fn(char *, char *, int *, int *, int *, double *, double *, int *,
-                              double *, int *, double *, double *, int *) noexcept nogil
-    void nn_set_blas(nn_sgemm_fn *sgemm, nn_dgemm_fn *dgemm)
-
-    ctypedef struct nn_plan:
-        int n_layers, activation, output, optimizer, fused_sgd, l1_proximal, l1_subgradient
-        Py_ssize_t batch_size
-        const int64_t *sizes
-        const int64_t *param_offsets
-        const int64_t *work_offsets
-        const uint64_t *layer_keys
-        const uint64_t *drop_threshold
-        const double *keep_inv
-        double l2, l1, penalty_div, momentum, beta1, beta2, adam_epsilon
-    ctypedef struct nn_epoch:
-        const int64_t *perm
-        Py_ssize_t n_perm
-        double lr
-        int64_t step0, t0
-        const int32_t *stop
-    ctypedef struct nn_result:
-        double data_loss, penalty_loss
-        int64_t n_steps
-    ctypedef struct nn_team:
-        int n_threads
-    nn_team *nn_team_create(int n_threads)
-    void nn_team_destroy(nn_team *team)
-    void nn_team_reset(nn_team *team)
-    int nn_team_result(const nn_team *team, int hogwild, nn_result *res)
-
-    ctypedef struct nn_state_f32:
-        float *params
-        float *grads
-        float *velocity
-        float *adam_m
-        float *adam_v
-    ctypedef struct nn_state_f64:
-        double *params
-        double *grads
-        double *velocity
-        double *adam_m
-        double *adam_v
-    ctypedef struct nn_data_f32:
-        const float *X
-        const int64_t *y
-        const float *Y
-        const float *sw
-    ctypedef struct nn_data_f64:
-        const double *X
-        const int64_t *y
-        const double *Y
-        const double *sw
-    int nn_epoch_serial_f32(const nn_plan *p, nn_state_f32 *st, const nn_data_f32 *data,
-                            const nn_epoch *ep, float *work, nn_result *res)
-    int nn_epoch_serial_f64(const nn_plan *p, nn_state_f64 *st, const nn_data_f64 *data,
-                            const nn_epoch *ep, double *work, nn_result *res)
-    void nn_sync_worker_f32(const nn_plan *p, nn_state_f32 *st, const nn_data_f32 *data,
-                            const nn_epoch *ep, float *work, nn_team *team, int tid)
-    void nn_sync_worker_f64(const nn_plan *p, nn_state_f64 *st, const nn_data_f64 *data,
-                            const nn_epoch *ep, double *work, nn_team *team, int tid)
-    void nn_hogwild_worker_f32(const nn_plan *p, nn_state_f32 *st, const nn_data_f32 *data,
-                               const nn_epoch *ep, float *work, float *grads, nn_team *team,
-                               int tid)
-    void nn_hogwild_worker_f64(const nn_plan *p, nn_state_f64 *st, const nn_data_f64 *data,
-                               const nn_epoch *ep, double *work, double *grads, nn_team *team,
-                               int tid)
-    void nn_dense_forward_f32(const float *A, const float *W, const float *b, Py_ssize_t n,
-                              Py_ssize_t k, Py_ssize_t c, int act, float *out)
-    void nn_dense_forward_f64(const double *A, const double *W, const double *b, Py_ssize_t n,
-                              Py_ssize_t k, Py_ssize_t c, int act, double *out)
-    void nn_dense_backward_f32(const float *dZ, const float *A, const float *W, Py_ssize_t n,
-                               Py_ssize_t k, Py_ssize_t c, float scale, float *dW, float *db,
-                               float *dA)
-    void nn_dense_backward_f64(const double *dZ, const double *A, const double *W,
-                               Py_ssize_t n, Py_ssize_t k, Py_ssize_t c, double scale,
-                               double *dW, double *db, double *dA)
-    double nn_output_loss_f32(int output, float *dZ, const float *Z, const float *b,
-                              const int64_t *y, const float *Y, const int64_t *idx,
-                              const float *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
-    double nn_output_loss_f64(int output, double *dZ, const double *Z, const double *b,
-                              const int64_t *y, const double *Y, const int64_t *idx,
-                              const double *sw, Py_ssize_t n_rows, Py_ssize_t n_cols)
-
-cdef extern from "nn_fused.h" nogil:
-    const char *nn_simd_path()
-    uint64_t nn_dropout_key(uint64_t seed, uint64_t layer, uint64_t step)
-    void nn_tanh_array_f32(float *out, const float *x, Py_ssize_t n)
-    void nn_tanh_array_f64(double *out, const double *x, Py_ssize_t n)
-    void nn_act_backward_f32(float *out, const float *dA, const float *H, const float *M, Py_ssize_t n, int act)
-    void nn_act_backward_f64(double *out, const double *dA, const double *H, const double *M, Py_ssize_t n, int act)
-    void nn_dropout_mask_f32(float *out, Py_ssize_t n_rows, Py_ssize_t n_cols, uint64_t key, int64_t row0, uint64_t thr, float scale)
-    void nn_dropout_mask_f64(double *out, Py_ssize_t n_rows, Py_ssize_t n_cols, uint64_t key, int64_t row0, uint64_t thr, double scale)
-    void nn_sgd_update_f32(float *W, const float *G, Py_ssize_t n, float lr, float c2, float c1)
-    void nn_sgd_update_f64(double *W, const double *G, Py_ssize_t n, double lr, double c2, double c1)
-    void nn_momentum_update_f32(float *W, const float *G, float *V, Py_ssize_t n, float lr, float c2, float c1, float mu)
-    void nn_momentum_update_f64(double *W, const double *G, double *V, Py_ssize_t n, double lr, double c2, double c1, double mu)
-    void nn_nesterov_update_f32(float *W, const float *G, float *V, Py_ssize_t n, float lr, float c2, float c1, float mu)
-    void nn_nesterov_update_f64(double *W, const double *G, double *V, Py_ssize_t n, double lr, double c2, double c1, double mu)
-    void nn_adam_update_f32(float *W, const float *G, float *M, float *V, Py_ssize_t n, float c2, float c1, float b1, float one_m_b1, float b2, float one_m_b2, float lr_t, float eps)
-    void nn_adam_update_f64(double *W, const double *G, double *M, double *V, Py_ssize_t n, double c2, double c1, double b1, double one_m_b1, double b2, double one_m_b2, double lr_t, double eps)
-    void nn_l2_decay_step_f32(float *W, const float *dW, Py_ssize_t n, float lr, float c)
-    void nn_l2_decay_step_f64(double *W, const double *dW, Py_ssize_t n, double lr, double c)
-    void nn_add_penalty_grad_f32(float *dW, const float *W, Py_ssize_t n, float c2, float c1)
-    void nn_add_penalty_grad_f64(double *dW, const double *W, Py_ssize_t n, double c2, double c1)
-    void nn_l1_prox_f32(float *W, Py_ssize_t n, float thr)
-    void nn_l1_prox_f64(double *W, Py_ssize_t n, double thr)
-    void nn_penalty_sums_f32(const float *W, Py_ssize_t n, double *s2, double *s1)
-    void nn_penalty_sums_f64(const double *W, Py_ssize_t n, double *s2, double *s1)
 
 ctypedef fused floating:
     float
@@ -144,6 +30,7 @@ def codes():
                        "nesterov": NN_OPT_NESTEROV, "adam": NN_OPT_ADAM},
         "STATUS": {"ok": NN_STATUS_OK, "nonfinite": NN_STATUS_NONFINITE,
                    "zero_weight": NN_STATUS_ZERO_WEIGHT, "interrupted": NN_STATUS_INTERRUPTED},
+        "LAYOUTS": {"rows": NN_LAYOUT_ROWS, "features": NN_LAYOUT_FEATURES},
     }
 
 
@@ -172,6 +59,9 @@ cdef class CPlan:
     def __cinit__(self, plan):
         self.plan = plan
         self.c.n_layers = plan.n_layers
+        self.c.layout = plan.layout
+        self.c.chunk_cols = plan.chunk_cols
+        self.c.ld = plan.ld
         self.c.activation = plan.activation
         self.c.output = plan.output
         self.c.optimizer = plan.optimizer
@@ -198,6 +88,7 @@ cdef class Team:
     """The shared state of a threaded epoch's workers (``nn_team``): barrier, status, sums."""
 
     cdef nn_team *c
+    cdef object buffers
 
     def __cinit__(self, int n_threads):
         self.c = nn_team_create(n_threads)
@@ -209,6 +100,15 @@ cdef class Team:
 
     def reset(self):
         nn_team_reset(self.c)
+
+    def set_buffers(self, work, grads):
+        """Per-thread workspaces and gradient buffers (row t of each 2-D C-contiguous
+        array, of the model's dtype) for the features-layout sync epoch."""
+        self.buffers = (work, grads)
+        self.c.thread_work = _ptr(work)
+        self.c.work_stride = work.strides[0] // work.itemsize
+        self.c.thread_grads = _ptr(grads)
+        self.c.grads_stride = grads.strides[0] // grads.itemsize
 
     def result(self, bint hogwild):
         """``(data_loss, penalty_loss, n_steps, status)`` once every worker returned."""
@@ -238,13 +138,21 @@ cdef class Epoch:
         self.single = state.params.dtype.itemsize == 4
         # The arrays must outlive the pointers below.
         self.keep = (state, data, perm, stop)
+        sparse = not isinstance(data.X, _np.ndarray)
+        X = None if sparse else data.X
+        Xd = data.X.data if sparse else None
+        Xi = data.X.indices if sparse else None
+        Xp = data.X.indptr if sparse else None
         if self.single:
             self.st32.params = <float *>_ptr(state.params)
             self.st32.grads = <float *>_ptr(state.grads)
             self.st32.velocity = <float *>_ptr(state.velocity)
             self.st32.adam_m = <float *>_ptr(state.m)
             self.st32.adam_v = <float *>_ptr(state.v)
-            self.d32.X = <const float *>_ptr(data.X)
+            self.d32.X = <const float *>_ptr(X)
+            self.d32.X_csr.data = <const float *>_ptr(Xd)
+            self.d32.X_csr.indices = <const int64_t *>_ptr(Xi)
+            self.d32.X_csr.indptr = <const int64_t *>_ptr(Xp)
             self.d32.y = <const int64_t *>_ptr(data.y)
             self.d32.Y = <const float *>_ptr(data.Y)
             self.d32.sw = <const float *>_ptr(data.sw)
@@ -254,7 +162,10 @@ cdef class Epoch:
             self.st64.velocity = <double *>_ptr(state.velocity)
             self.st64.adam_m = <double *>_ptr(state.m)
             self.st64.adam_v = <double *>_ptr(state.v)
-            self.d64.X = <const double *>_ptr(data.X)
+            self.d64.X = <const double *>_ptr(X)
+            self.d64.X_csr.data = <const double *>_ptr(Xd)
+            self.d64.X_csr.indices = <const int64_t *>_ptr(Xi)
+            self.d64.X_csr.indptr = <const int64_t *>_ptr(Xp)
             self.d64.y = <const int64_t *>_ptr(data.y)
             self.d64.Y = <const double *>_ptr(data.Y)
             self.d64.sw = <const double *>_ptr(data.sw)
@@ -302,6 +213,67 @@ cdef class Epoch:
             else:
                 nn_hogwild_worker_f64(&self.plan.c, &self.st64, &self.d64, &self.ep,
                                       <double *>w, <double *>g, team.c, tid)
+
+
+# ---------------------------------------------------------------------------
+# inference
+# ---------------------------------------------------------------------------
+cdef class Net:
+    """A network for the compiled forward pass (``nn_forward``): its layers' weights
+    (C-contiguous arrays of one dtype, kept referenced), activation codes and a workspace
+    of two blocks of ``block_rows`` rows of its widest hidden layer."""
+
+    cdef nn_net c
+    cdef const void **pointers
+    cdef object keep
+    cdef object work
+    cdef bint single
+    cdef readonly object dtype
+
+    def __cinit__(self, coefs, intercepts, int activation, int output,
+                  Py_ssize_t block_rows=256):
+        cdef Py_ssize_t L = len(coefs), l
+        sizes = _np.array([coefs[0].shape[0]] + [W.shape[1] for W in coefs], dtype=_np.int64)
+        self.pointers = <const void **>malloc(2 * L * sizeof(void *))
+        if self.pointers == NULL:
+            raise MemoryError("cannot allocate the network's pointer table")
+        for l in range(L):
+            self.pointers[l] = _ptr(coefs[l])
+            self.pointers[L + l] = _ptr(intercepts[l])
+        self.keep = (tuple(coefs), tuple(intercepts), sizes)
+        self.dtype = coefs[0].dtype
+        self.single = self.dtype.itemsize == 4
+        widest = max([1] + [int(n) for n in sizes[1:-1]])
+        self.work = _np.empty(2 * block_rows * widest, dtype=self.dtype)
+        self.c.n_layers = L
+        self.c.activation = activation
+        self.c.output = output
+        self.c.block_rows = block_rows
+        self.c.sizes = <const int64_t *>_ptr(sizes)
+        self.c.weights = self.pointers
+        self.c.biases = self.pointers + L
+
+    def __dealloc__(self):
+        free(self.pointers)
+
+    def run(self, X, out, bint apply_output):
+        """``out`` <- the output layer's pre-activations (or activations) for rows X;
+        returns an ``STATUS`` code (``nonfinite``: X holds NaN or infinity)."""
+        cdef Py_ssize_t n = X.shape[0]
+        cdef void *x = _ptr(X)
+        cdef void *o = _ptr(out)
+        cdef void *w = _ptr(self.work)
+        cdef int status = NN_STATUS_OK
+        if n == 0 or o == NULL:
+            return status
+        with nogil:
+            if self.single:
+                status = nn_forward_f32(&self.c, <const float *>x, n, apply_output,
+                                        <float *>o, <float *>w)
+            else:
+                status = nn_forward_f64(&self.c, <const double *>x, n, apply_output,
+                                        <double *>o, <double *>w)
+        return status
 
 
 # ---------------------------------------------------------------------------

@@ -4,10 +4,11 @@ import os
 
 import numpy as np
 
-from .codes import ACTIVATIONS
+from .codes import OUTPUTS
 from .dispatch import make_kernels
 from .epoch import make_run_epoch
 from .hashing import MASK64, dropout_threshold
+from .plan import LAYOUTS, use_small_kernels
 from .reference import DOCS, KERNELS
 from .reference.updates import adam_step_size
 from .team import run_team
@@ -107,14 +108,14 @@ def _penalty(coefs, l2, l1, div):
     return (0.5 * l2 * s2 + 0.5 * l1 * s1) / div
 
 
+def compile_network(coefs, intercepts, activation, output):
+    """The compiled forward pass of a network (weights C-contiguous, of one dtype; codes
+    of :mod:`nnopt_fast.kernels.codes`); ``.run(X, out, apply_output)``."""
+    return _cython.Net(coefs, intercepts, activation, output)
+
+
 def _forward(coefs, intercepts, act, X, out):
-    A = X
-    identity = ACTIVATIONS["identity"]
-    for l, (W, b) in enumerate(zip(coefs, intercepts)):
-        last = l == len(coefs) - 1
-        Z = out if last else np.empty((A.shape[0], W.shape[1]), dtype=X.dtype)
-        _cython.dense_forward(A, W, b, identity if last else act, Z)
-        A = Z
+    compile_network(coefs, intercepts, act, OUTPUTS["identity"]).run(X, out, False)
 
 
 _BODIES = {
@@ -179,6 +180,7 @@ class _Workspace:
         return team
 
     def hogwild_buffers(self, n_threads, n_params):
+        """A workspace and a gradient buffer per thread (rows of two arrays)."""
         if n_threads not in self._hogwild:
             self._hogwild[n_threads] = (
                 _aligned_zeros((n_threads, self.plan.work_size), self.dtype, _THREAD_ALIGN_BYTES),
@@ -214,11 +216,22 @@ def parallel_epoch(cfg, plan, state, data, perm, lr, step0, stop):
                                                   grads[tid, :state.params.size], tid),
                  n, stop)
     else:
+        if plan.layout == LAYOUTS["features"]:
+            # Each slice in a workspace and a gradient buffer of its own thread.
+            team.set_buffers(*ws.hogwild_buffers(n, state.params.size))
         run_team(lambda tid: epoch.sync_worker(team, ws.work, tid), n, stop)
     return team.result(hogwild)
 
 
-run_epoch = make_run_epoch(serial_epoch, parallel_epoch)
+def layout(cfg, sparse=False):
+    """The workspace layout of a configuration: the small-matrix kernels' ``features``
+    for narrow networks (:func:`nnopt_fast.kernels.plan.use_small_kernels`) on dense X,
+    else ``rows`` (a sparse X's first layer runs on its non-zeros, row by row)."""
+    small = use_small_kernels(cfg.layer_sizes, cfg.batch_size)
+    return "features" if small and not sparse else "rows"
+
+
+run_epoch = make_run_epoch(serial_epoch, parallel_epoch, layout)
 run_epoch.__doc__ = """One epoch of mini-batch training, in compiled code with the GIL released.
 
     Same semantics, parameters and return value as

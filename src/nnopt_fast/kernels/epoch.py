@@ -9,7 +9,7 @@ from .dispatch import MAX_BLAS_DIM
 from .plan import plan_for
 from .team import new_stop_flag, run_serial
 
-__all__ = ["EpochData", "make_run_epoch", "check_epoch"]
+__all__ = ["EpochData", "SparseRows", "make_run_epoch", "check_epoch", "is_sparse"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -19,7 +19,8 @@ class EpochData(NamedTuple):
 
     Attributes
     ----------
-    X : ndarray of shape (n_samples, n_in), C-contiguous, the model dtype
+    X : ndarray of shape (n_samples, n_in), C-contiguous, the model dtype, or, for a
+        sparse X, its :class:`SparseRows` (the first layer then runs on its non-zeros)
     y : ndarray of shape (n_samples,), int64
         Class labels (softmax output), else empty.
     Y : ndarray of shape (n_samples, n_out), the model dtype
@@ -32,6 +33,54 @@ class EpochData(NamedTuple):
     y: np.ndarray
     Y: np.ndarray
     sw: object
+
+
+class SparseRows(NamedTuple):
+    """A sparse X as the compiled epochs take it: CSR arrays with int64 indices.
+
+    Attributes
+    ----------
+    data : ndarray of shape (nnz,), the model dtype
+    indices : ndarray of shape (nnz,), int64
+        The column of each non-zero.
+    indptr : ndarray of shape (n_samples + 1,), int64
+        Row r's non-zeros are ``data[indptr[r]:indptr[r + 1]]``.
+    matrix : scipy.sparse.csr_matrix
+        The same rows (the reference's products use it).
+    """
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    matrix: object
+
+    @property
+    def shape(self):
+        return self.matrix.shape
+
+
+def is_sparse(X):
+    """Whether X is a SciPy sparse matrix or array (without importing SciPy for dense X)."""
+    return hasattr(X, "tocsr") and not isinstance(X, np.ndarray)
+
+
+def _sparse_rows(X, dtype, n_features):
+    """A sparse X as :class:`SparseRows` of ``dtype`` (copies only where needed).
+
+    Float data of another dtype is refused, as for dense X; other formats (CSC, COO, ...)
+    are converted; explicit zeros and duplicate entries stay (the kernels add them up, as
+    SciPy's products do).
+    """
+    import scipy.sparse
+
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise ValueError(f"run_epoch: X has shape {X.shape}; expected (n_samples, "
+                         f"{n_features})")
+    if X.dtype != dtype and X.dtype.kind not in "biu":
+        raise TypeError(f"run_epoch: X must be {np.dtype(dtype)}, got {X.dtype}")
+    csr = scipy.sparse.csr_matrix(X, dtype=dtype)
+    return SparseRows(np.ascontiguousarray(csr.data), np.asarray(csr.indices, np.int64),
+                      np.asarray(csr.indptr, np.int64), csr)
 
 
 def _array(a, name, dtype, shape):
@@ -70,8 +119,9 @@ def _check_state(cfg, state):
     return P.dtype
 
 
-def check_epoch(cfg, state, X, T, sw, perm):
-    """Validate the arguments of ``run_epoch``; return ``(plan, data, perm)``.
+def check_epoch(cfg, state, X, T, sw, perm, layout="rows"):
+    """Validate the arguments of ``run_epoch``; return ``(plan, data, perm)``, the plan in
+    workspace ``layout`` (see :data:`nnopt_fast.kernels.plan.LAYOUTS`).
 
     Raises
     ------
@@ -88,11 +138,15 @@ def check_epoch(cfg, state, X, T, sw, perm):
         if n > MAX_BLAS_DIM:
             raise ValueError(f"run_epoch: {what} is {n}; the kernels' GEMMs take at most "
                              f"2**31 - 1 = {MAX_BLAS_DIM} rows or columns")
-    n = X.shape[0] if isinstance(X, np.ndarray) and X.ndim == 2 else None
-    if n is None:
-        raise TypeError(f"run_epoch: X must be a 2-D numpy array, got "
-                        f"{getattr(X, 'shape', type(X).__name__)}")
-    X = _array(X, "X", dt, (n, sizes[0]))
+    if is_sparse(X):
+        X = _sparse_rows(X, dt, sizes[0])
+        n = X.shape[0]
+    else:
+        n = X.shape[0] if isinstance(X, np.ndarray) and X.ndim == 2 else None
+        if n is None:
+            raise TypeError(f"run_epoch: X must be a 2-D numpy array or a SciPy sparse "
+                            f"matrix, got {getattr(X, 'shape', type(X).__name__)}")
+        X = _array(X, "X", dt, (n, sizes[0]))
     k = sizes[-1]
     if cfg.output == "softmax":
         y = _array(T, "T", np.int64, (n,))
@@ -109,7 +163,7 @@ def check_epoch(cfg, state, X, T, sw, perm):
     perm = np.ascontiguousarray(perm, dtype=np.int64)
     if perm.size and (perm.min() < 0 or perm.max() >= n):
         raise ValueError(f"run_epoch: perm must index rows of X, in [0, {n})")
-    return plan_for(cfg, state), EpochData(X, y, Y, sw), perm
+    return plan_for(cfg, state, layout), EpochData(X, y, Y, sw), perm
 
 
 def _stop_flag(state):
@@ -120,7 +174,7 @@ def _stop_flag(state):
     return flag
 
 
-def make_run_epoch(serial, parallel=None):
+def make_run_epoch(serial, parallel=None, layout=None):
     """The public ``run_epoch`` of a backend, from its compiled epochs.
 
     Parameters
@@ -133,6 +187,10 @@ def make_run_epoch(serial, parallel=None):
         ``parallel(cfg, plan, state, data, perm, lr, step0, stop)``, the multithreaded
         epoch (``cfg.n_threads`` threads, ``cfg.parallel`` sync or Hogwild), which runs its
         own team; None if the backend has none (it then runs the serial epoch).
+    layout : callable or None
+        ``layout(cfg, sparse) -> "rows" | "features"``, the workspace layout the backend
+        runs a configuration in, ``sparse`` telling whether X is sparse (default: always
+        rows).
 
     Returns
     -------
@@ -142,7 +200,8 @@ def make_run_epoch(serial, parallel=None):
     """
 
     def run_epoch(cfg, state, X, T, sw, perm, lr, step0):
-        plan, data, perm = check_epoch(cfg, state, X, T, sw, perm)
+        plan, data, perm = check_epoch(cfg, state, X, T, sw, perm,
+                                       "rows" if layout is None else layout(cfg, is_sparse(X)))
         lr, step0 = float(lr), int(step0)
         stop = _stop_flag(state)
         hogwild = cfg.n_threads > 1 and cfg.parallel == "hogwild"
@@ -150,6 +209,8 @@ def make_run_epoch(serial, parallel=None):
             out = parallel(cfg, plan, state, data, perm, lr, step0, stop)
         else:
             work = perm.size * int(np.dot(plan.sizes[:-1], plan.sizes[1:]))
+            if isinstance(data.X, SparseRows):
+                work = work * data.X.data.size // max(1, data.X.shape[0] * int(plan.sizes[0]))
             out = run_serial(lambda: serial(cfg, plan, state, data, perm, lr, step0, stop),
                              work, stop)
         data_loss, pen, n_steps, status = out

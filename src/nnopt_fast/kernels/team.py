@@ -48,6 +48,7 @@ def run_team(worker, n_threads, stop):
         The flag the compiled workers poll.
     """
     errors = []
+    done = []
 
     def run(tid):
         try:
@@ -55,10 +56,13 @@ def run_team(worker, n_threads, stop):
         except BaseException as exc:  # reported to the caller below
             errors.append(exc)
             stop[1] = 1
+        finally:
+            done[tid].set()
 
     threads = []
     try:
         for tid in range(n_threads):
+            done.append(threading.Event())
             t = threading.Thread(target=run, args=(tid,), name=f"nnopt_fast-worker-{tid}",
                                  daemon=True)
             t.start()
@@ -66,21 +70,30 @@ def run_team(worker, n_threads, stop):
     except BaseException:
         # A worker that could not start would leave the others waiting at a barrier.
         stop[1] = 1
-        _join(threads, stop)
+        _wait(done[:len(threads)], stop)
         raise
-    if _join(threads, stop):
+    interrupted = _wait(done, stop)
+    for t in threads:
+        t.join()
+    if interrupted:
         raise KeyboardInterrupt
     if errors:
         raise errors[0]
 
 
-def _join(threads, stop):
-    """Wait for every thread; True if Ctrl-C was pressed meanwhile (which raised ``stop``)."""
+def _wait(done, stop):
+    """Wait until every worker has set its event; True if Ctrl-C was pressed meanwhile
+    (which raised ``stop``).
+
+    Events, not ``Thread.join``: a join interrupted by Ctrl-C can mark a thread finished
+    while it still runs (CPython's threading before 3.13), and the caller would then
+    restore weights that the worker is still writing.
+    """
     interrupted = False
-    for t in threads:
+    for event in done:
         while True:
             try:
-                t.join()
+                event.wait()
                 break
             except KeyboardInterrupt:
                 # First Ctrl-C: finish the batch; a second one: abort now.

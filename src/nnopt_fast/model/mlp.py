@@ -6,6 +6,7 @@ import numpy as np
 
 from .._validation import check_choice, check_dtype, check_scalar, check_targets, check_X
 from ..kernels import reference as ref
+from ..kernels.inference import Network
 
 
 class MLP:
@@ -86,6 +87,7 @@ class MLP:
         for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             shapes += [(n_in, n_out), (n_out,)]
         self._shapes = shapes
+        self._compiled = None
         self.params = np.zeros(sum(int(np.prod(s)) for s in shapes), dtype=self.dtype)
         self.coefs_, self.intercepts_ = self._views(self.params)
 
@@ -141,16 +143,24 @@ class MLP:
                                 self.dtype)
 
     # ------------------------------------------------------------------ inference
-    def _output_preactivation(self, X):
-        A = X
-        for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
-            act = self.activation if l < self.n_layers - 1 else "identity"
-            out = np.empty((A.shape[0], W.shape[1]), dtype=self.dtype)
-            A = ref.dense_forward(A, W, b, act, out)
-        return A
+    def _network(self):
+        """The compiled forward pass of this model, built on first use (it reads the
+        weights in place, so training in between needs no rebuild)."""
+        key = (self.activation, self.output)
+        cached = getattr(self, "_compiled", None)
+        if cached is None or cached[0] != key:
+            cached = (key, Network(self.coefs_, self.intercepts_, *key))
+            self._compiled = cached
+        return cached[1]
+
+    def _run(self, X, apply_output):
+        Xc = check_X(X, self.dtype, n_features=self.layer_sizes[0], finite=False)
+        return self._network()(Xc, apply_output)
 
     def forward(self, X):
         """Output-layer activations for X (softmax probabilities, sigmoids or values).
+
+        Runs the compiled forward pass (block by block, the GIL released).
 
         Parameters
         ----------
@@ -159,9 +169,13 @@ class MLP:
         Returns
         -------
         ndarray of shape (n_samples, n_out), model dtype
+
+        Raises
+        ------
+        ValueError
+            If X holds NaN or infinity, or has the wrong number of features.
         """
-        Xc = check_X(X, self.dtype, n_features=self.layer_sizes[0])
-        return ref.output_activation(self.output, self._output_preactivation(Xc))
+        return self._run(X, True)
 
     def predict(self, X):
         """Predictions: class indices (softmax), 0/1 labels (logistic) or values (identity).
@@ -211,7 +225,7 @@ class MLP:
             raise ValueError("X must have at least one sample")
         T = check_targets(y, self.output, self.layer_sizes[-1], m, self.dtype)
         sw = check_sample_weight(sample_weight, m, self.dtype)
-        Z = self._output_preactivation(Xc)
+        Z = self._network()(Xc, False)
         total = ref.output_loss(self.output, Z, T, sw, np.empty_like(Z))
         S = float(m) if sw is None else float(sw.sum(dtype=np.float64))
         return total / S + ref.penalty(self.coefs_, l2, l1, m)
@@ -225,6 +239,7 @@ class MLP:
                 "output": self.output, "dtype": self.dtype.str, "params": self.params}
 
     def __setstate__(self, st):
+        self._compiled = None
         self.activation, self.output = st["activation"], st["output"]
         self.dtype = np.dtype(st["dtype"])
         self.layer_sizes = tuple(st["layer_sizes"])

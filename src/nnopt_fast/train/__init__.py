@@ -1,7 +1,21 @@
-"""The training loop: epochs, shuffling, divergence handling, callbacks."""
+"""The training loop: epochs, shuffling, divergence handling, schedules, callbacks, resuming."""
 
-from .loop import DivergenceError, History, make_config, run_epochs, score, train
-from .state import TrainConfig, TrainState
+from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+from .history import History
+from .loop import DivergenceError, make_config, run_epochs, score
+from .schedules import (
+    Constant,
+    CosineDecay,
+    ExponentialDecay,
+    InverseScaling,
+    ReduceOnPlateau,
+    StepDecay,
+)
+from .state import OptimizerState, ResumeState, TrainConfig, TrainState
+from .trainer import TrainingInterrupted, train
 
-__all__ = ["DivergenceError", "History", "TrainConfig", "TrainState", "make_config",
+__all__ = ["Callback", "Constant", "CosineDecay", "DivergenceError", "EarlyStopping",
+           "ExponentialDecay", "History", "InverseScaling", "LambdaCallback",
+           "ModelCheckpoint", "OptimizerState", "ReduceOnPlateau", "ResumeState",
+           "StepDecay", "TrainConfig", "TrainState", "TrainingInterrupted", "make_config",
            "run_epochs", "score", "train"]

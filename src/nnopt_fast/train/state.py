@@ -1,4 +1,5 @@
-"""Training configuration and the buffers allocated once per ``train`` call."""
+"""Training configuration, the buffers allocated once per ``train`` call, and the state kept
+between calls (the estimators' optimizer buffers, ``nf.train``'s resumable state)."""
 
 from dataclasses import dataclass
 
@@ -104,13 +105,148 @@ class TrainState:
         self.step = 0
         self.workspace = {}
 
-    def snapshot(self):
-        """Copies of everything an epoch changes, for :meth:`restore`."""
-        return (self.params.copy(), self.velocity.copy(), self.m.copy(), self.v.copy())
+    def snapshot(self, into=None):
+        """Copies of everything an epoch changes, for :meth:`restore`.
+
+        ``into``, an earlier snapshot of this state, is overwritten and returned instead
+        of allocating new copies (an epoch loop then holds one snapshot, not two at the
+        moment it takes the next).
+        """
+        live = (self.params, self.velocity, self.m, self.v)
+        if into is not None and all(a.shape == b.shape and a.dtype == b.dtype
+                                    for a, b in zip(into, live)):
+            for a, b in zip(into, live):
+                np.copyto(a, b)
+            return into
+        return tuple(a.copy() for a in live)
 
     def restore(self, snap):
         self.params[...], self.velocity[...], self.m[...], self.v[...] = snap
 
 
+class OptimizerState:
+    """Optimizer buffers and learning rate kept between training calls.
+
+    What a :class:`TrainState` loses when its call ends and the next ``partial_fit``,
+    warm start or saved file needs to continue exactly: the momentum velocity, Adam's
+    moments and step count, and the current learning rate of the schedule.
+
+    Parameters
+    ----------
+    kind : {"sgd", "momentum", "nesterov", "adam"}
+    learning_rate : float
+
+    Attributes
+    ----------
+    velocity, m, v : ndarray of shape (n_params,) or (0,), or None
+        None until :meth:`save_from` first runs.
+    t : int
+        Adam updates done so far.
+    """
+
+    def __init__(self, kind, learning_rate):
+        self.kind = kind
+        self.learning_rate = float(learning_rate)
+        self.velocity = self.m = self.v = None
+        self.t = 0
+
+    def load_into(self, state):
+        """Copy the saved buffers into a fresh :class:`TrainState` of the same layout."""
+        for name in ("velocity", "m", "v"):
+            saved = getattr(self, name)
+            if saved is not None and saved.shape == getattr(state, name).shape:
+                getattr(state, name)[...] = saved
+        state.t = self.t
+
+    def save_from(self, state):
+        """Keep copies of ``state``'s buffers."""
+        self.velocity, self.m, self.v = state.velocity.copy(), state.m.copy(), state.v.copy()
+        self.t = state.t
+
+
 def _offset(view, base):
     return (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // base.itemsize
+
+
+#: The bit generators a saved shuffling state may name (numpy's own).
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+
+
+class ResumeState:
+    """What a later ``nf.train`` call needs to continue a run exactly.
+
+    ``history.state`` after a run, or the state inside a checkpoint file. Passed back as
+    ``nf.train(net, X, y, ..., state=state)`` (with the same data and arguments), the
+    run goes on as if it had never stopped: ``train(2 epochs)`` equals ``train(1 epoch)``
+    then ``train(1 epoch, state=...)``, bit for bit.
+
+    Parameters
+    ----------
+    optimizer : OptimizerState
+        Momentum velocity, Adam's moments and update count, the last learning rate.
+    dropout_seed : int
+        The seed of the dropout masks.
+    dropout_step : int
+        Mini-batches done: the step number that keys the next dropout mask.
+    epoch : int
+        Epochs done.
+    rng_state : dict
+        ``numpy.random.Generator.bit_generator.state`` of the shuffling generator,
+        before the next epoch's draw.
+    schedule : dict or None
+        ``{"class": name, "state": schedule.get_state()}`` of the learning-rate schedule.
+    n_params : int
+    dtype : str
+        The model's parameter count and dtype, checked when the state is used.
+    """
+
+    def __init__(self, optimizer, dropout_seed, dropout_step, epoch, rng_state, schedule,
+                 n_params, dtype):
+        self.optimizer = optimizer
+        self.dropout_seed, self.dropout_step = int(dropout_seed), int(dropout_step)
+        self.epoch = int(epoch)
+        self.rng_state = rng_state
+        self.schedule = schedule
+        self.n_params, self.dtype = int(n_params), str(dtype)
+
+    @classmethod
+    def capture(cls, train_state, cfg, rng_state, epoch, schedule):
+        """The state of a run whose live buffers are ``train_state`` (copied)."""
+        opt = OptimizerState(cfg.optimizer, schedule.rate)
+        opt.save_from(train_state)
+        saved = {"class": type(schedule).__name__, "state": dict(schedule.get_state())}
+        return cls(opt, cfg.seed, train_state.step, epoch, _copy_rng_state(rng_state),
+                   saved, train_state.params.size, train_state.params.dtype.name)
+
+    def check(self, net, optimizer, name="state"):
+        """Raise ValueError unless this state can continue training ``net`` with ``optimizer``."""
+        if self.n_params != net.n_params or self.dtype != net.dtype.name:
+            raise ValueError(f"{name} belongs to a model of {self.n_params} {self.dtype} "
+                             f"parameters; this one has {net.n_params} {net.dtype.name}")
+        if self.optimizer.kind != optimizer:
+            raise ValueError(f"{name} was saved by optimizer {self.optimizer.kind!r}; pass "
+                             f"optimizer={self.optimizer.kind!r} to continue it")
+        if self.rng_state.get("bit_generator") not in BIT_GENERATORS:
+            raise ValueError(f"{name} names an unknown bit generator "
+                             f"{self.rng_state.get('bit_generator')!r}")
+
+    def load_into(self, train_state):
+        """Copy the optimizer buffers and counters into a fresh :class:`TrainState`."""
+        self.optimizer.load_into(train_state)
+        train_state.step = self.dropout_step
+
+    def make_rng(self):
+        """A new generator that draws what the run's generator would draw next."""
+        bit_generator = getattr(np.random, self.rng_state["bit_generator"])()
+        bit_generator.state = _copy_rng_state(self.rng_state)
+        return np.random.Generator(bit_generator)
+
+    def __repr__(self):
+        return (f"ResumeState({self.epoch} epochs, optimizer {self.optimizer.kind!r}, "
+                f"{self.dropout_step} steps)")
+
+
+def _copy_rng_state(state):
+    """A deep copy of a bit generator's state (nested dicts of ints, strings and arrays)."""
+    return {k: _copy_rng_state(v) if isinstance(v, dict)
+            else v.copy() if isinstance(v, np.ndarray) else v for k, v in state.items()}

@@ -1,16 +1,21 @@
-"""The one owner of a training run's thread budget: OpenMP/Numba threads versus BLAS threads."""
+"""The one owner of the process's thread settings: cores, ``n_threads``, BLAS, OpenMP, Numba."""
 
 import contextlib
 import dataclasses
+import functools
+import itertools
 import os
 import sys
+import threading
+import warnings
 
-from threadpoolctl import threadpool_limits
+import threadpoolctl
 
 from .._validation import check_scalar
 
-__all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget",
-           "WORK_THRESHOLDS", "PARALLEL_BACKENDS"]
+__all__ = ["available_cores", "resolve_n_threads", "default_estimator_threads",
+           "choose_mode", "thread_budget", "limit_thread_pools", "WORK_THRESHOLDS",
+           "PARALLEL_BACKENDS"]
 
 #: Per backend, the multiply-adds of one step's forward GEMMs (batch rows x weights) from
 #: which ``thread_mode="auto"`` uses more than one thread, as ``(hogwild, blas, data)``:
@@ -26,50 +31,106 @@ __all__ = ["available_cores", "resolve_n_threads", "choose_mode", "thread_budget
 #:   splitting 0.95-1.23x (Cython), 0.80-0.95x (Numba), Hogwild 1.20-1.63x;
 #: - W3 (256 x 1.86e6 = 4.8e8): splitting 1.59-1.82x (Cython), 1.32-1.57x (Numba),
 #:   threaded BLAS 1.46-1.71x;
-#: - W4 (1 x 2,368): everything threaded loses (Hogwild 0.19-0.28x Cython).
+#: - W4 (1 x 2,368): everything threaded loses (Hogwild 0.19-0.28x Cython);
+#: - MLPClassifier's default on digits (200 x 7,400 = 1.5e6): threaded BLAS 3-15x slower
+#:   than one thread with the other core busy (each small GEMM waits for a BLAS thread).
 #:
 #: Backends not listed (and ``backend_name=None``) use the Cython row.
 WORK_THRESHOLDS = {
-    "cython": (1 << 17, 1 << 20, 1 << 26),
+    "cython": (1 << 17, 1 << 23, 1 << 26),
     "numba": (1 << 14, 1 << 26, 1 << 26),
 }
 
 
+# --------------------------------------------------------------------------- cores, n_threads
 def available_cores():
-    """CPUs this process may run on (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPUs this process may run on: its affinity mask, at least 1.
+
+    ``os.process_cpu_count()`` where Python has it (3.13+; it also honours
+    ``PYTHON_CPU_COUNT``), else ``len(os.sched_getaffinity(0))``, else ``os.cpu_count()``.
+    So ``taskset -c 0``, a container's cpuset or ``os.sched_setaffinity`` count, and a CPU
+    quota without a cpuset does not. Read again on every call: the mask can change while
+    the process runs (~0.3 us).
+    """
+    count = getattr(os, "process_cpu_count", None)
+    if count is not None:
+        n = count()
+    else:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # not Linux
+            n = os.cpu_count()
+    return max(1, n or 1)
 
 
-def resolve_n_threads(n_threads):
-    """Validate ``n_threads``: None means every available core.
+def resolve_n_threads(n_threads, name="n_threads"):
+    """The thread count a run uses when asked for ``n_threads``.
 
     Parameters
     ----------
-    n_threads : int >= 1 or None
+    n_threads : int >= 1, -1 or None
+        ``None`` and ``-1`` mean every available core (:func:`available_cores`).
+    name : str
+        The argument's name in messages.
 
     Returns
     -------
     int
+        Between 1 and :func:`available_cores`.
+
+    Warns
+    -----
+    UserWarning
+        When ``n_threads`` is more than the available cores, which is then what the run
+        gets (the message names both numbers). A model saved on a larger machine keeps
+        training on a smaller one.
 
     Raises
     ------
-    ValueError
-        If ``n_threads`` is below 1 or above :func:`available_cores` (more threads than
-        cores only oversubscribes: no clamp, so a typo is not silently ignored).
     TypeError
-        If ``n_threads`` is not an integer.
+        If ``n_threads`` is not an integer or None.
+    ValueError
+        If ``n_threads`` is 0 or negative other than -1.
     """
     cores = available_cores()
     if n_threads is None:
         return cores
-    n = check_scalar(n_threads, "n_threads", kind="int", low=1)
+    n = check_scalar(n_threads, name, kind="int")
+    if n == -1:
+        return cores
+    if n < 1:
+        raise ValueError(f"{name} must be a positive integer, or -1 or None for all "
+                         f"{cores} available cores, got {n}")
     if n > cores:
-        raise ValueError(f"n_threads must be between 1 and the {cores} available cores, "
-                         f"got {n}")
+        warnings.warn(f"{name}={n} asks for more threads than this process has cores "
+                      f"({cores} available): using {cores}", UserWarning, stacklevel=2)
+        return cores
     return n
+
+
+def default_estimator_threads():
+    """Threads of one estimator fit with ``n_threads=None``.
+
+    1 inside a joblib worker (``GridSearchCV(n_jobs=2)``, ``cross_val_score(n_jobs=2)``:
+    the other workers already hold the other cores); else ``OMP_NUM_THREADS`` when it is
+    a positive integer (joblib's process workers and Dask's workers export it), at most
+    the available cores; else every available core.
+
+    Returns
+    -------
+    int
+    """
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if getattr(backend, "nesting_level", 0) > 0:
+        return 1
+    cores = available_cores()
+    try:
+        env = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        env = 0
+    return min(cores, env) if env > 0 else cores
 
 
 #: Backends with a multithreaded epoch (``cfg.n_threads > 1`` in their ``run_epoch``).
@@ -129,23 +190,220 @@ def choose_mode(cfg, backend_name=None, n_samples=None):
     return "blas" if work >= blas_from else "serial"
 
 
-def _numba_threads():
-    """Numba's current thread count, or None when Numba is not loaded (never import it)."""
-    numba = sys.modules.get("numba")
-    return None if numba is None else (numba, numba.get_num_threads())
+# --------------------------------------------------------------------------- thread pools
+_SCAN_LOCK = threading.Lock()
+#: ``len(sys.modules)`` at the last scan, then the pools found: see :func:`_pools`.
+_scan = (-1, (), (), ())
+
+
+def _pools():
+    """The native thread pools of this process: (shared BLAS, per-thread BLAS, OpenMP).
+
+    threadpoolctl's scan of the loaded libraries costs 0.4-3 ms (more with more libraries
+    loaded), too much for every ``partial_fit``. It is done once, and again only when
+    ``sys.modules`` has changed size since, as a new native library is in practice loaded
+    by an import (threadpoolctl's own cached controller uses the same test); a library
+    loaded with ``ctypes`` alone is seen from the next import on.
+
+    OpenMP's thread count belongs to the calling thread, and so does the count of an
+    OpenBLAS built on OpenMP. A pthreads OpenBLAS (the one NumPy and SciPy bundle), MKL
+    and BLIS keep one count for the whole process. So does the bundled OpenBLAS's
+    ``openblas_set_num_threads_local``, despite its name (measured: docs/threads.md).
+    """
+    global _scan
+    scan = _scan
+    if scan[0] == len(sys.modules):
+        return scan[1:]
+    with _SCAN_LOCK:
+        n_modules = len(sys.modules)
+        if _scan[0] != n_modules:
+            shared, per_thread, openmp = [], [], []
+            for lib in threadpoolctl.ThreadpoolController().lib_controllers:
+                if lib.user_api == "openmp":
+                    openmp.append(lib)
+                elif (lib.internal_api == "openblas"
+                      and getattr(lib, "threading_layer", None) == "openmp"):
+                    per_thread.append(lib)
+                else:
+                    shared.append(lib)
+            _scan = (n_modules, tuple(shared), tuple(per_thread), tuple(openmp))
+        return _scan[1:]
+
+
+def _set_threads(pool, n):
+    """Set one pool's thread count to ``n`` (nothing to do when it already is)."""
+    if pool.get_num_threads() == n:
+        return
+    # threadpoolctl >= 3.8 lets one Python thread at a time control a pthreads OpenBLAS
+    # and ignores the others; holding its ownership count around the call, as its own
+    # limiters do, hands control back when done (or keeps it with an enclosing
+    # ``threadpool_limits`` of this thread).
+    ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
+    if ownership is None:
+        pool.set_num_threads(n)
+        return
+    ownership.increment()
+    try:
+        pool.set_num_threads(n)
+    finally:
+        ownership.decrement()
+
+
+class _SharedBlasCount:
+    """The thread count of the process-wide BLAS pools, shared by the runs in progress.
+
+    Each run says what it wants: its ``n_threads`` in ``"blas"`` mode, 1 otherwise, or
+    None for "as it was". A run alone gets what it wants. While several runs are in
+    progress (fits in several Python threads) every BLAS call runs on its caller's thread
+    alone: the runs' own threads already hold the cores, and a run whose epoch splits
+    its batches among threads needs single-threaded BLAS under it. The counts from
+    before the first run are saved when it starts and set back when the last run ends,
+    in whatever order the runs end.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.runs = {}  # run id -> (thread ident, wanted count or None)
+        self.saved = {}  # library path -> (pool, its count before the first run)
+        self._ids = itertools.count()
+
+    def join(self, wanted):
+        """Register a run that wants ``wanted`` BLAS threads; returns its id."""
+        run = next(self._ids)
+        with self.lock:
+            self.runs[run] = (threading.get_ident(), wanted)
+            try:
+                self._apply()
+            except BaseException:  # the run never starts, so it never leaves
+                del self.runs[run]
+                raise
+        return run
+
+    def leave(self, run):
+        """Unregister run ``run``; the last one out sets the saved counts back."""
+        with self.lock:
+            del self.runs[run]
+            self._apply()
+
+    def _apply(self):
+        if not self.runs:
+            for pool, count in self.saved.values():
+                _set_threads(pool, count)
+            self.saved.clear()
+            return
+        wanted = 1 if len(self.runs) > 1 else next(iter(self.runs.values()))[1]
+        for pool in _pools()[0]:
+            if pool.filepath not in self.saved:
+                count = pool.get_num_threads()
+                if count is None:  # a library without the API: leave it alone
+                    continue
+                self.saved[pool.filepath] = (pool, count)
+            _set_threads(pool, self.saved[pool.filepath][1] if wanted is None else wanted)
+
+    def after_fork_in_child(self):
+        # Only the forking thread lives on in a child, and another thread may have held
+        # the lock at the fork. The saved counts stay: they are still the ones to restore.
+        self.lock = threading.Lock()
+        me = threading.get_ident()
+        self.runs = {run: what for run, what in self.runs.items() if what[0] == me}
+
+
+_SHARED_BLAS = _SharedBlasCount()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_SHARED_BLAS.after_fork_in_child)
+
+
+@contextlib.contextmanager
+def _per_thread_count(pools, n=None):
+    """Hold the calling thread's count of per-thread ``pools`` at ``n`` (None: as it is
+    now), and set it back on exit."""
+    saved = [(pool, pool.get_num_threads()) for pool in pools]
+    saved = [(pool, count) for pool, count in saved if count is not None]
+    if n is not None:
+        for pool, _ in saved:
+            _set_threads(pool, n)
+    try:
+        yield
+    finally:
+        for pool, count in saved:
+            _set_threads(pool, count)
+
+
+@contextlib.contextmanager
+def _blas_threads(n):
+    """BLAS threads for one run: ``n``, or None to leave them as they are (shared: see
+    :class:`_SharedBlasCount`; per thread: set in the calling thread and set back)."""
+    run = _SHARED_BLAS.join(n)
+    try:
+        if n is None:
+            yield
+        else:
+            with _per_thread_count(_pools()[1], n):
+                yield
+    finally:
+        _SHARED_BLAS.leave(run)
+
+
+@contextlib.contextmanager
+def _numba_threads(n):
+    """Numba's threads for the numba backend's threaded epoch: ``n``, at most Numba's maximum.
+
+    Numba's count belongs to the calling Python thread (``numba.set_num_threads`` is
+    thread-local), so it is set, and set back, in the thread that trains. Its maximum is
+    ``NUMBA_NUM_THREADS`` (loky and Dask workers export 1): asked for more, the epoch
+    gets the maximum, with a warning. Yields the count the epoch gets; with 1, Numba is
+    left alone. Numba's first call starts its threading layer, whose OpenMP flavour sets
+    the calling thread's OpenMP count to ``NUMBA_NUM_THREADS`` (Numba's own parallel
+    loops name their thread count): that count is set back too.
+    """
+    import numba
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    if n > limit:
+        warnings.warn(f"n_threads={n} asks for more threads than Numba has "
+                      f"(NUMBA_NUM_THREADS={limit}): the numba backend uses {limit}",
+                      UserWarning)
+        n = limit
+    if n <= 1:
+        yield 1
+        return
+    with _per_thread_count(_pools()[2]):
+        saved = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            yield n
+        finally:
+            numba.set_num_threads(saved)
+
+
+# --------------------------------------------------------------------------- budgets
+@functools.lru_cache(maxsize=64)
+def _with_threads(cfg, n_threads):
+    """``cfg`` with ``n_threads`` (cached: a partial_fit loop asks for the same one each
+    call, and ``dataclasses.replace`` costs ~10 us)."""
+    return dataclasses.replace(cfg, n_threads=n_threads)
 
 
 @contextlib.contextmanager
 def thread_budget(cfg, backend=None, n_samples=None):
-    """Hold the thread budget of one training run; yields the config the backend runs.
+    """Hold the thread settings of one training run; yields the config the backend runs.
 
-    Inside: BLAS (every loaded OpenBLAS/MKL/BLIS, via threadpoolctl) gets ``n_threads``
-    threads in ``"blas"`` mode and 1 otherwise, so BLAS workers never compete with the
-    epoch's OpenMP or Numba threads, and ``n_threads=1`` really is one thread (OpenBLAS's
-    default of all cores made W2's serial epoch 6x slower on a busy machine); Numba (if
-    loaded) gets ``n_threads`` in ``"data"`` mode. The yielded config has ``n_threads=1``
-    in the other modes (the backend runs its serial epoch). Both settings are restored
-    on exit, also when the body raises.
+    The mode (:func:`choose_mode`) decides: in ``"blas"`` mode BLAS gets
+    ``cfg.n_threads`` threads and the backend its serial epoch; in ``"data"`` mode the
+    backend runs its multithreaded epoch on ``cfg.n_threads`` threads with BLAS on one
+    thread under it (OpenBLAS threads next to the epoch's threads were measured 10-14x
+    slower); in ``"serial"`` mode the serial epoch with BLAS on one thread (OpenBLAS's
+    default of all cores made W2's serial epoch 6x slower on a busy machine).
+
+    - BLAS (every pool threadpoolctl finds) is shared with the runs of other Python
+      threads (:class:`_SharedBlasCount`): while several runs are in progress, BLAS
+      runs on one thread per call. The counts from before the first run come back when
+      the last one ends, in whatever order they end, also when training raises.
+    - Numba's thread count is touched only for the numba backend's threaded epoch, in
+      the training thread, at most ``NUMBA_NUM_THREADS`` (a warning says so; with one
+      thread left the serial epoch runs).
+    - OpenMP's count is not set: the Cython thread team gets its size explicitly (the
+      one that starting Numba's threads changes is set back).
 
     Parameters
     ----------
@@ -158,16 +416,47 @@ def thread_budget(cfg, backend=None, n_samples=None):
     Yields
     ------
     TrainConfig
+        ``cfg``, with ``n_threads`` the thread count of the backend's epoch (1 for its
+        serial epoch).
     """
-    mode = choose_mode(cfg, getattr(backend, "BACKEND_NAME", None), n_samples)
+    name = getattr(backend, "BACKEND_NAME", None)
+    mode = choose_mode(cfg, name, n_samples)
     n = int(cfg.n_threads)
-    run_cfg = dataclasses.replace(cfg, n_threads=1) if mode != "data" else cfg
-    saved = _numba_threads()
-    with threadpool_limits(limits=n if mode == "blas" else 1, user_api="blas"):
-        try:
-            if saved is not None and mode == "data":
-                saved[0].set_num_threads(n)
+    numba_count = (_numba_threads(n) if mode == "data" and name == "numba"
+                   else contextlib.nullcontext(n))
+    with numba_count as n:
+        if n == 1:
+            mode = "serial"
+        epoch_threads = n if mode == "data" else 1
+        run_cfg = cfg if epoch_threads == cfg.n_threads else _with_threads(cfg, epoch_threads)
+        with _blas_threads(n if mode == "blas" else 1):
             yield run_cfg
-        finally:
-            if saved is not None:
-                saved[0].set_num_threads(saved[1])
+
+
+@contextlib.contextmanager
+def limit_thread_pools(n_threads):
+    """Hold BLAS and OpenMP to ``n_threads`` while work that calls BLAS from Python runs.
+
+    For a run that is not an epoch of a backend (the estimators' lbfgs solver): below the
+    available cores BLAS gets ``n_threads`` threads (shared with other runs as in
+    :func:`thread_budget`) and the calling thread's OpenMP count is limited as well; at
+    all cores both are left as they are. Set back on exit.
+
+    Parameters
+    ----------
+    n_threads : int >= 1, -1 or None
+        As in :func:`resolve_n_threads`.
+
+    Yields
+    ------
+    int
+        The thread count.
+    """
+    n = resolve_n_threads(n_threads)
+    limit = n if n < available_cores() else None
+    with _blas_threads(limit):
+        if limit is None:
+            yield n
+        else:
+            with _per_thread_count(_pools()[2], limit):
+                yield n

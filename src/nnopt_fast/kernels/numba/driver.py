@@ -87,6 +87,8 @@ def _arrays(state):
 
 def _data(data):
     """The epoch's data as the compiled code takes it: no sample weights is an empty ``sw``."""
+    if not isinstance(data.X, np.ndarray):
+        raise TypeError("run_epoch: the Numba backend's epochs take a dense X")
     if data.sw is None:
         return EpochData(data.X, data.y, data.Y, np.zeros(0, dtype=data.X.dtype))
     return data

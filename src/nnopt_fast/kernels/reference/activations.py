@@ -52,7 +52,8 @@ def dense_forward(A, W, b, act, out):
     Parameters
     ----------
     A : ndarray of shape (n_samples, n_in), float32 or float64
-        Input activations.
+        Input activations (in an epoch on sparse X, the input layer's batch as a SciPy
+        sparse matrix: its product with W is dense).
     W : ndarray of shape (n_in, n_out), same dtype
     b : ndarray of shape (n_out,), same dtype
     activation : {"tanh", "relu", "logistic", "identity"}
@@ -63,7 +64,7 @@ def dense_forward(A, W, b, act, out):
     -------
     out : ndarray
     """
-    Z = A @ W
+    Z = np.asarray(A @ W)
     Z += b
     out[...] = activate(Z, ACTIVATION_NAMES[act])
 

@@ -50,7 +50,9 @@ def run_epoch(cfg, plan, state, data, perm, lr, step0, stop):
     state : nnopt_fast.train.TrainState
         Parameters (``state.coefs``, ``state.intercepts``: views into ``state.params``),
         optimizer buffers and counters; updated in place.
-    X : ndarray of shape (n_samples, n_in), C-contiguous, model dtype
+    X : ndarray of shape (n_samples, n_in), C-contiguous, model dtype, or a SciPy
+        sparse matrix of that shape and dtype (the first layer then multiplies only its
+        non-zeros)
     T : ndarray
         Targets: int64 labels of shape (n_samples,) for softmax, else a
         (n_samples, n_outputs) array in the model dtype.
@@ -78,7 +80,7 @@ def run_epoch(cfg, plan, state, data, perm, lr, step0, stop):
         If the sample weights of a batch sum to 0 (its mean loss is undefined); the
         batches before it have been applied. Every backend raises it alike.
     """
-    X, sw = data.X, data.sw
+    X, sw = getattr(data.X, "matrix", data.X), data.sw
     T = data.y if cfg.output == "softmax" else data.Y
     coefs, intercepts = state.coefs, state.intercepts
     n_layers = len(coefs)

@@ -17,6 +17,7 @@ def dense_backward(dZ, A, W, scale, dW, db, dA):
     ----------
     dZ : ndarray of shape (n_samples, n_out)
     A : ndarray of shape (n_samples, n_in)
+        (or, in an epoch on sparse X, the batch's rows as a SciPy sparse matrix)
     W : ndarray of shape (n_in, n_out)
     scale : float
         Usually ``1 / sum(sample weights of the batch)``.
@@ -25,7 +26,10 @@ def dense_backward(dZ, A, W, scale, dW, db, dA):
     dA : ndarray of shape (n_samples, n_in) or None, written
     """
     s = dW.dtype.type(scale)
-    np.matmul(A.T, dZ, out=dW)
+    if isinstance(A, np.ndarray):
+        np.matmul(A.T, dZ, out=dW)
+    else:  # a sparse batch of the input layer: the product of its non-zeros
+        dW[...] = A.T @ dZ
     dW *= s
     db[...] = dZ.sum(axis=0) * s
     if dA is not None:
@@ -104,7 +108,8 @@ def penalty(coefs, l2, l1, div):
     for W in coefs:
         w = W.ravel()
         if l2:
-            s2 += float(np.dot(w.astype(np.float64), w.astype(np.float64)))
+            w64 = w.astype(np.float64, copy=False)
+            s2 += float(np.dot(w64, w64))
         if l1:
             s1 += float(np.abs(w).sum(dtype=np.float64))
     return (0.5 * l2 * s2 + 0.5 * l1 * s1) / div
