@@ -119,10 +119,7 @@ def no_densify(monkeypatch):
 @pytest.mark.parametrize("settings", [
     dict(solver="adam"), dict(solver="sgd", momentum=0.9), dict(solver="lbfgs", max_iter=15),
     dict(solver="adam", early_stopping=True, n_iter_no_change=50),
-    # PENDING-NUMBA-SPARSE: the Numba backend's epochs on sparse X arrive with its rewrite.
-    pytest.param(dict(solver="sgd", dropout=0.2, l1=1e-3, backend="numba"),
-                 marks=pytest.mark.xfail(raises=TypeError, strict=True,
-                                         reason="the Numba backend's epochs take dense X")),
+    dict(solver="sgd", dropout=0.2, l1=1e-3, backend="numba"),
     dict(solver="sgd", dropout=0.2, l1=1e-3, backend="cython"),
     dict(solver="adam", backend="numpy", max_iter=5),
 ])

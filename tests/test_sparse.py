@@ -16,7 +16,7 @@ from nnopt_fast.train.loop import make_config
 from nnopt_fast.train.state import TrainState
 from tolerances import TRAIN_WEIGHT_RTOL
 
-BACKENDS = ("numpy", "cython")
+BACKENDS = ("numpy", "cython", "numba")
 N, D = 300, 40
 
 
@@ -63,13 +63,14 @@ def test_sparse_trains_to_the_dense_weights(data, backend, config):
 
 
 @pytest.mark.parametrize("parallel", ["sync", "hogwild"])
-def test_sparse_threaded_epochs(data, parallel):
+@pytest.mark.parametrize("backend", ["cython", "numba"])
+def test_sparse_threaded_epochs(data, backend, parallel):
     X, y, sw, perm = data
     kw = dict(optimizer="adam", l2=0.5, n_threads=2, parallel=parallel, thread_mode="data")
-    got = _train("cython", X, y, sw, perm, **kw)
+    got = _train(backend, X, y, sw, perm, **kw)
     if parallel == "sync":
         # Deterministic: the dense data's threaded result, to the parity tolerance.
-        want = _train("cython", np.ascontiguousarray(X.toarray()), y, sw, perm, **kw)
+        want = _train(backend, np.ascontiguousarray(X.toarray()), y, sw, perm, **kw)
         assert np.abs(got - want).max() / np.abs(want).max() <= 1e-10
     else:
         assert np.isfinite(got).all()

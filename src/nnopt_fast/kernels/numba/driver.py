@@ -3,10 +3,10 @@ buffers, the compiled serial epoch, and the thread teams of the threaded ones.""
 
 import numpy as np
 
-from ..epoch import EpochData
 from ..plan import WORK_ALIGN_BYTES
 from ..team import run_team
 from .barrier import BARRIER_WORDS, barrier_init
+from .sparse import train_data
 from .updates import TrainArrays
 from .step import Epoch
 from .workers import SLOT, Team, hogwild_worker, serial_loop, sync_worker, team_result
@@ -85,15 +85,6 @@ def _arrays(state):
     return TrainArrays(state.params, state.grads, state.velocity, state.m, state.v)
 
 
-def _data(data):
-    """The epoch's data as the compiled code takes it: no sample weights is an empty ``sw``."""
-    if not isinstance(data.X, np.ndarray):
-        raise TypeError("run_epoch: the Numba backend's epochs take a dense X")
-    if data.sw is None:
-        return EpochData(data.X, data.y, data.Y, np.zeros(0, dtype=data.X.dtype))
-    return data
-
-
 def _epoch(state, perm, lr, step0, stop):
     return Epoch(perm, float(lr), int(step0), int(state.t), stop)
 
@@ -101,7 +92,7 @@ def _epoch(state, perm, lr, step0, stop):
 def serial_epoch(cfg, plan, state, data, perm, lr, step0, stop):
     """The one-thread epoch (``kernels.epoch.make_run_epoch``'s ``serial``)."""
     ws = _workspace(plan, state)
-    return serial_loop(plan, _arrays(state), _data(data), ws.work,
+    return serial_loop(plan, _arrays(state), train_data(data), ws.work,
                          _epoch(state, perm, lr, step0, stop))
 
 
@@ -111,7 +102,7 @@ def parallel_epoch(cfg, plan, state, data, perm, lr, step0, stop):
     (``nnopt_fast.train.threads`` arranges it)."""
     ws = _workspace(plan, state)
     n = int(cfg.n_threads)
-    arrays, data = _arrays(state), _data(data)
+    arrays, data = _arrays(state), train_data(data)
     epoch = _epoch(state, perm, lr, step0, stop)
     if cfg.parallel == "hogwild":
         team, works, grads = ws.hogwild_team(n, state.params.size)

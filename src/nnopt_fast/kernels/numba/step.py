@@ -7,6 +7,7 @@ import numpy as np
 from .._numba_config import jit
 from .rows import backward_act, bias_act, bias_act_dropout, dense_backward, loss_rows
 from .scalar import IDENTITY, NONFINITE, OK, ZERO_WEIGHT, step_key
+from .sparse import csr_backward, csr_forward, is_csr
 from .updates import penalty_value, step_coeffs, update_chunk
 
 __all__ = ["Epoch", "Rows", "weights", "bias", "block_A", "block_H", "block_M", "block_D",
@@ -110,6 +111,16 @@ def _gather(X, idx, out):
 
 
 @jit(helper=True, inline=True)
+def _product(data, sparse, idx, A, W, out):
+    """``out = A W``; on a sparse X's input layer (``sparse``), ``out = X[idx] W`` on
+    the CSR rows' non-zeros (``A`` is then not gathered)."""
+    if sparse:
+        csr_forward(data.csr, idx, W, out)
+    else:
+        np.dot(A, W, out)
+
+
+@jit(helper=True, inline=True)
 def batch_rows(plan, epoch, k):
     """The sample indices of batch ``k`` of the epoch: ``perm[k B : (k + 1) B]``."""
     n = epoch.perm.shape[0]
@@ -136,7 +147,9 @@ def gradient_rows(plan, P, G, data, work, rows, scale):
 
     The reference's steps 1, 2 and 4: ``H_l = g(A_{l-1} W_l + b_l)``, ``A_l = H_l M_l``
     with dropout; the loss gradient at the output; ``dW_l = scale A_{l-1}^T D_l``,
-    ``db_l = scale sum(D_l)``, ``D_{l-1} = (D_l W_l^T) g'(H_{l-1}) M_{l-1}``. Everything
+    ``db_l = scale sum(D_l)``, ``D_{l-1} = (D_l W_l^T) g'(H_{l-1}) M_{l-1}``; on a sparse
+    X (``data``'s :class:`.sparse.Csr`) the input layer's two products run on the rows'
+    non-zeros. Everything
     lives in rows ``row0 ..`` of the workspace blocks, so disjoint rows of one batch can
     run concurrently. Returns the weighted data-loss sum of the rows in float64; if it
     is not finite, returns it before the backward pass (``G`` is then not written).
@@ -147,11 +160,13 @@ def gradient_rows(plan, P, G, data, work, rows, scale):
     idx = rows.idx
     r0 = rows.row0
     r1 = r0 + idx.shape[0]
+    sparse = is_csr(data)
     A = block_A(plan, work, 0, r0, r1)
-    _gather(data.X, idx, A)
+    if not sparse:
+        _gather(data.X, idx, A)
     for l in range(1, L):
         H = block_H(plan, work, l, r0, r1)
-        np.dot(A, weights(plan, P, l), H)
+        _product(data, sparse and l == 1, idx, A, weights(plan, P, l), H)
         if has_dropout(plan, l):
             A = block_A(plan, work, l, r0, r1)
             bias_act_dropout(H, bias(plan, P, l), act, A, block_M(plan, work, l, r0, r1),
@@ -161,7 +176,7 @@ def gradient_rows(plan, P, G, data, work, rows, scale):
             bias_act(H, bias(plan, P, l), act)
             A = H
     Z = block_D(plan, work, L, r0, r1)
-    np.dot(A, weights(plan, P, L), Z)
+    _product(data, sparse and L == 1, idx, A, weights(plan, P, L), Z)
     bias_act(Z, bias(plan, P, L), IDENTITY)
     lsum = loss_rows(plan.output, Z, data, idx, Z.dtype.type(plan.clip_eps), Z)
     if not np.isfinite(lsum):
@@ -171,9 +186,13 @@ def gradient_rows(plan, P, G, data, work, rows, scale):
         # The input layer has no delta: its dA is an empty stand-in of the same type.
         want_dA = l > 1
         dA = block_D(plan, work, l - 1, r0, r1) if want_dA else work[:0].reshape(0, 0)
-        dense_backward(block_D(plan, work, l, r0, r1), block_A(plan, work, l - 1, r0, r1),
-                       weights(plan, P, l), s, weights(plan, G, l), bias(plan, G, l), dA,
-                       want_dA)
+        if sparse and l == 1:
+            csr_backward(data.csr, idx, block_D(plan, work, 1, r0, r1), s,
+                         weights(plan, G, 1), bias(plan, G, 1))
+        else:
+            dense_backward(block_D(plan, work, l, r0, r1),
+                           block_A(plan, work, l - 1, r0, r1), weights(plan, P, l), s,
+                           weights(plan, G, l), bias(plan, G, l), dA, want_dA)
         if want_dA:
             H = block_H(plan, work, l - 1, r0, r1)
             with_mask = has_dropout(plan, l - 1)

@@ -53,7 +53,7 @@ def serial_loop(plan, state, data, work, epoch):
     """The batch loop of the serial epoch: :func:`batch_step` on every batch of
     ``epoch.perm`` (:class:`Epoch`).
 
-    ``state``: :class:`TrainArrays`; ``data``: :class:`nnopt_fast.kernels.epoch.EpochData`
+    ``state``: :class:`TrainArrays`; ``data``: :class:`.sparse.TrainData`
     (``sw`` empty without sample weights); ``work``: the plan's flat workspace.
     The stop flag is polled before each batch. Returns ``(data_loss, penalty_loss,
     n_steps, status)`` as the reference's ``run_epoch``.
