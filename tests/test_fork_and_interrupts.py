@@ -18,7 +18,7 @@ from nnopt_fast.train.threads import available_cores
 
 needs_2_cores = pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores")
 TIMEOUT = 240
-COMPILED = ("cython",)  # PENDING-NUMBA-TEAM: numba joins with its thread team
+COMPILED = ("cython", "numba")
 
 PRELUDE = """
 import json, os, signal, sys, threading, time, warnings

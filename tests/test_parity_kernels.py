@@ -643,8 +643,6 @@ def _raises(fn, args):
     for k, lab, mk, dt in _bad_params(BAD_INPUTS)])
 @pytest.mark.parametrize("backend", COMPILED)
 def test_bad_input_raises_on_both_sides(kernel, label, make, dtype, backend):
-    if backend == "numba" and label in ("float-labels", "t-0"):  # PENDING-NUMBA-DISPATCH
-        pytest.xfail("the Numba backend moves onto the shared dispatcher")
     be = require_backend(backend)
     args_ref = dict(((k, lab), a) for k, lab, a in make(np.random.default_rng(0), dtype))
     args_be = dict(((k, lab), a) for k, lab, a in make(np.random.default_rng(0), dtype))
@@ -654,8 +652,7 @@ def test_bad_input_raises_on_both_sides(kernel, label, make, dtype, backend):
     assert exc_be is not None, (f"{backend}.{kernel} accepted bad input {label!r} "
                                 f"that the reference rejects ({type(exc_ref).__name__}: {exc_ref})")
     # One dispatcher validates every backend: the same error, word for word.
-    if backend != "numba":  # PENDING-NUMBA-DISPATCH
-        assert (type(exc_be), str(exc_be)) == (type(exc_ref), str(exc_ref))
+    assert (type(exc_be), str(exc_be)) == (type(exc_ref), str(exc_ref))
 
 
 @pytest.mark.parametrize("kernel, label, make, dtype", [
