@@ -1,4 +1,4 @@
-"""The one owner of the process's thread settings: cores, ``n_threads``, BLAS, OpenMP, Numba."""
+"""The one owner of the process's thread settings: cores, ``n_threads``, BLAS, OpenMP."""
 
 import contextlib
 import dataclasses
@@ -344,38 +344,6 @@ def _blas_threads(n):
         _SHARED_BLAS.leave(run)
 
 
-@contextlib.contextmanager
-def _numba_threads(n):
-    """Numba's threads for the numba backend's threaded epoch: ``n``, at most Numba's maximum.
-
-    Numba's count belongs to the calling Python thread (``numba.set_num_threads`` is
-    thread-local), so it is set, and set back, in the thread that trains. Its maximum is
-    ``NUMBA_NUM_THREADS`` (loky and Dask workers export 1): asked for more, the epoch
-    gets the maximum, with a warning. Yields the count the epoch gets; with 1, Numba is
-    left alone. Numba's first call starts its threading layer, whose OpenMP flavour sets
-    the calling thread's OpenMP count to ``NUMBA_NUM_THREADS`` (Numba's own parallel
-    loops name their thread count): that count is set back too.
-    """
-    import numba
-
-    limit = numba.config.NUMBA_NUM_THREADS
-    if n > limit:
-        warnings.warn(f"n_threads={n} asks for more threads than Numba has "
-                      f"(NUMBA_NUM_THREADS={limit}): the numba backend uses {limit}",
-                      UserWarning)
-        n = limit
-    if n <= 1:
-        yield 1
-        return
-    with _per_thread_count(_pools()[2]):
-        saved = numba.get_num_threads()
-        numba.set_num_threads(n)
-        try:
-            yield n
-        finally:
-            numba.set_num_threads(saved)
-
-
 # --------------------------------------------------------------------------- budgets
 @functools.lru_cache(maxsize=64)
 def _with_threads(cfg, n_threads):
@@ -399,11 +367,8 @@ def thread_budget(cfg, backend=None, n_samples=None):
       threads (:class:`_SharedBlasCount`): while several runs are in progress, BLAS
       runs on one thread per call. The counts from before the first run come back when
       the last one ends, in whatever order they end, also when training raises.
-    - Numba's thread count is touched only for the numba backend's threaded epoch, in
-      the training thread, at most ``NUMBA_NUM_THREADS`` (a warning says so; with one
-      thread left the serial epoch runs).
-    - OpenMP's count is not set: the Cython thread team gets its size explicitly (the
-      one that starting Numba's threads changes is set back).
+    - Neither OpenMP's nor Numba's count is set: both backends' thread teams get their
+      size explicitly (neither uses an OpenMP runtime or Numba's threading layer).
 
     Parameters
     ----------
@@ -422,15 +387,10 @@ def thread_budget(cfg, backend=None, n_samples=None):
     name = getattr(backend, "BACKEND_NAME", None)
     mode = choose_mode(cfg, name, n_samples)
     n = int(cfg.n_threads)
-    numba_count = (_numba_threads(n) if mode == "data" and name == "numba"
-                   else contextlib.nullcontext(n))
-    with numba_count as n:
-        if n == 1:
-            mode = "serial"
-        epoch_threads = n if mode == "data" else 1
-        run_cfg = cfg if epoch_threads == cfg.n_threads else _with_threads(cfg, epoch_threads)
-        with _blas_threads(n if mode == "blas" else 1):
-            yield run_cfg
+    epoch_threads = n if mode == "data" else 1
+    run_cfg = cfg if epoch_threads == n else _with_threads(cfg, epoch_threads)
+    with _blas_threads(n if mode == "blas" else 1):
+        yield run_cfg
 
 
 @contextlib.contextmanager
