@@ -149,13 +149,12 @@ def gradient_rows(plan, P, G, data, work, rows, scale):
     with dropout; the loss gradient at the output; ``dW_l = scale A_{l-1}^T D_l``,
     ``db_l = scale sum(D_l)``, ``D_{l-1} = (D_l W_l^T) g'(H_{l-1}) M_{l-1}``; on a sparse
     X (``data``'s :class:`.sparse.Csr`) the input layer's two products run on the rows'
-    non-zeros. Everything
-    lives in rows ``row0 ..`` of the workspace blocks, so disjoint rows of one batch can
-    run concurrently. Returns the weighted data-loss sum of the rows in float64; if it
-    is not finite, returns it before the backward pass (``G`` is then not written).
+    non-zeros. Everything lives in rows ``row0 ..`` of the workspace blocks, so disjoint
+    rows of one batch can run concurrently. Returns the weighted data-loss sum of the rows
+    in float64; if it is not finite, returns it before the backward pass (``G`` is then
+    not written).
     """
     L = plan.n_layers
-    sizes = plan.sizes
     act = plan.activation
     idx = rows.idx
     r0 = rows.row0
