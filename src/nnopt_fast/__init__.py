@@ -13,6 +13,7 @@ from .train import (
     ModelCheckpoint,
     TrainingInterrupted,
     train,
+    train_many,
 )
 from .train import schedules
 
@@ -36,9 +37,9 @@ _LAZY = {
     "load_checkpoint": ".train.checkpoint",
 }
 
-__all__ = ["MLP", "train", "History", "DivergenceError", "TrainingInterrupted", "Callback",
-           "EarlyStopping", "ModelCheckpoint", "LambdaCallback", "schedules", "backends",
-           "__version__", *_LAZY]
+__all__ = ["MLP", "train", "train_many", "History", "DivergenceError", "TrainingInterrupted",
+           "Callback", "EarlyStopping", "ModelCheckpoint", "LambdaCallback", "schedules",
+           "backends", "__version__", *_LAZY]
 
 
 def __getattr__(name):
