@@ -10,8 +10,11 @@ import numpy as np
 from workloads import RUN_SEED
 
 #: Every runner name, in the order the report prints them. ``<backend>@base`` runs that
-#: backend of the baseline source tree (``report.py --baseline``) in a process of its own.
-RUNNERS = ("cython", "numba", "numpy", "torch", "sklearn", "cython@base", "numba@base")
+#: backend of the baseline source tree (``report.py --baseline``) in a process of its own;
+#: ``<backend>:auto`` runs it with ``nf.train``'s default threads (``n_threads=None``: all
+#: available cores under the thread budget's rule), the plain names with one thread.
+RUNNERS = ("cython", "numba", "numpy", "cython:auto", "numba:auto", "torch", "sklearn",
+           "cython@base", "numba@base")
 NNOPT_BACKENDS = ("cython", "numba", "numpy")
 #: The source tree of the ``@base`` runners (set by ``report.py --baseline``).
 BASELINE = None
@@ -44,7 +47,7 @@ class NnoptRunner:
     Buffers are allocated by the first (warm-up) epoch, exactly as in ``nf.train``.
     """
 
-    def __init__(self, backend, workload, X, y):
+    def __init__(self, backend, workload, X, y, n_threads=1):
         import nnopt_fast as nf
         from nnopt_fast.kernels import get_backend
         from nnopt_fast.train.loop import make_config
@@ -53,7 +56,7 @@ class NnoptRunner:
         info = nf.backends()[backend]
         if not info["available"]:
             raise Unavailable(info["reason"])
-        self.name = backend
+        self.name = backend if n_threads == 1 else f"{backend}:auto"
         self.note = ""
         self._be = get_backend(backend)
         self._X, self._y = X, y
@@ -61,7 +64,7 @@ class NnoptRunner:
         self._cfg = make_config(self.net, batch_size=workload.batch_size,
                                 n_samples=workload.n_samples, l2=workload.l2,
                                 optimizer=workload.optimizer, dropout=workload.dropout,
-                                seed=RUN_SEED, n_threads=1)
+                                seed=RUN_SEED, n_threads=n_threads)
         self._lr = workload.lr
         self._state = TrainState(self.net, self._cfg)
         self._rng = np.random.default_rng(RUN_SEED)
@@ -222,6 +225,8 @@ def make_runner(name, workload, X, y):
         return BaselineRunner(name.split("@")[0], workload)
     if name in NNOPT_BACKENDS:
         return NnoptRunner(name, workload, X, y)
+    if name.endswith(":auto") and name.split(":")[0] in NNOPT_BACKENDS:
+        return NnoptRunner(name.split(":")[0], workload, X, y, n_threads=None)
     if name == "torch":
         return TorchRunner(workload, X, y)
     if name == "sklearn":

@@ -31,16 +31,30 @@ static void NN_S(reduce_slices)(const nn_team *team, const NN_S(nn_state) *st, p
             st->grads[j] = (NN_T)0;
 }
 
-/* The sync worker of the features layout (see nn_sync_worker). */
-static void NN_S(sync_worker_fm)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_data) *data,
-                                 const nn_epoch *ep, nn_team *team, int tid)
+void NN_S(nn_sync_worker)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_data) *data,
+                          const nn_epoch *ep, NN_T *work, nn_team *team, int tid)
 {
+    /* Per batch, two phases split by barriers. 1: slice s = tid of the batch (its rows
+     * nb s / T .. nb (s+1) / T, cut on 16-row boundaries) runs forward and backward with
+     * the dropout masks of the serial loop. 2: every thread sums the slice losses in slice
+     * order (all agree on divergence); then chunk tid of the rows of each W (cut on
+     * 128-byte boundaries) gets its gradient over the whole batch and its step; bias b_l
+     * goes to thread l mod T. No thread writes another's rows, and the layout depends on
+     * T alone: results are reproducible.
+     *
+     * Row-major layout: the slices run in their rows of the one batch workspace, and phase
+     * 2's GEMM reduces them in batch order. Features layout: each slice runs in its
+     * thread's own workspace and gradient buffer (team->thread_work, thread_grads), and
+     * phase 2 adds the slices' gradients of its rows in slice order before stepping them. */
     const int T = team->n_threads;
+    const int features = p->layout == NN_LAYOUT_FEATURES;
     const int want_penalty = p->l2 != 0.0 || p->l1 != 0.0;
     double *mine = team->slots + NN_SLOT * tid, *sums = team->slots + NN_SLOT * T;
-    NN_T *work = (NN_T *)team->thread_work + tid * team->work_stride;
     NN_S(nn_state) own = *st;
-    own.grads = (NN_T *)team->thread_grads + tid * team->grads_stride;
+    if (features) {
+        work = (NN_T *)team->thread_work + tid * team->work_stride;
+        own.grads = (NN_T *)team->thread_grads + tid * team->grads_stride;
+    }
     int has_rows[NN_MAX_TEAM];
     ptrdiff_t start = 0, r0, r1;
     int64_t k = 0;
@@ -50,13 +64,16 @@ static void NN_S(sync_worker_fm)(const nn_plan *p, NN_S(nn_state) *st, const NN_
         const double S = NN_S(batch_weight)(data->sw, idx, nb);
         double ls = 0.0, lsum = 0.0, s2 = 0.0, s1 = 0.0;
         if (S == 0.0) {
+            /* Every thread sees the same sum and leaves here: none waits at a barrier. */
             if (tid == 0)
                 team->status = NN_STATUS_ZERO_WEIGHT;
             break;
         }
         if (nn_slice_rows(nb, tid, T, &r0, &r1)) {
             const nn_rows rows = {idx + r0, r1 - r0, r0, ep->step0 + k};
-            if (NN_S(gradients)(p, &own, data, &rows, work, &ls))
+            if (!features)
+                NN_S(forward_backward)(p, st->params, data, &rows, work, &ls);
+            else if (NN_S(gradients)(p, &own, data, &rows, work, &ls))
                 ls = (double)NAN;
         }
         mine[0] = ls;
@@ -73,86 +90,6 @@ static void NN_S(sync_worker_fm)(const nn_plan *p, NN_S(nn_state) *st, const NN_
         }
         if (tid == 0)
             sums[0] += (double)nb * (lsum / S);
-        const nn_coeffs c = nn_step_coeffs(p, S, ep->lr, ep->t0 + k + 1);
-        const nn_rows batch = {idx, nb, 0, ep->step0 + k};
-        for (int l = 1; l <= p->n_layers; l++) {
-            const ptrdiff_t n_in = p->sizes[l - 1], n_out = p->sizes[l];
-            const ptrdiff_t grain = nn_row_grain(n_out, sizeof(NN_T));
-            const ptrdiff_t i0 = nn_cut(n_in, tid, T, grain), i1 = nn_cut(n_in, tid + 1, T, grain);
-            NN_S(reduce_slices)(team, st, nn_W(p, l) + i0 * n_out, nn_W(p, l) + i1 * n_out,
-                                has_rows);
-            NN_S(update_rows)(p, st, work, data, &batch, l, i0, i1, &c,
-                              want_penalty ? &s2 : NULL, &s1);
-            if (l % T == tid) {
-                NN_S(reduce_slices)(team, st, nn_b(p, l), nn_b(p, l) + n_out, has_rows);
-                NN_S(update_bias)(p, st, work, nb, l, &c);
-            }
-        }
-        if (want_penalty)
-            mine[1] += (double)nb * nn_penalty_value(p, s2, s1, c.d);
-        if (tid == 0)
-            team->halt = ep->stop[0];
-        if (nn_bar_wait(&team->barrier, ep->stop + 1))
-            return;
-        k++;
-        start += nb;
-        if (team->halt) {
-            if (tid == 0)
-                team->status = NN_STATUS_INTERRUPTED;
-            break;
-        }
-    }
-    if (tid == 0)
-        sums[2] = (double)k;
-}
-
-void NN_S(nn_sync_worker)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_data) *data,
-                          const nn_epoch *ep, NN_T *work, nn_team *team, int tid)
-{
-    if (p->layout == NN_LAYOUT_FEATURES) {
-        NN_S(sync_worker_fm)(p, st, data, ep, team, tid);
-        return;
-    }
-    /* Per batch, two phases split by barriers. 1: slice s = tid of the batch (its rows
-     * nb s / T .. nb (s+1) / T, cut on 16-row boundaries) runs forward and backward in
-     * its rows of the batch workspace, with the dropout masks of the serial loop. 2: every
-     * thread sums the slice losses in slice order (all agree on divergence); then chunk
-     * tid of the rows of each W (cut on 128-byte boundaries) gets its gradient over the
-     * whole batch -- the slices reduced in batch order inside one GEMM -- and its step;
-     * bias b_l goes to thread l mod T. No thread writes another's rows, no per-thread
-     * gradient copies exist, and the layout depends on T alone: results are reproducible. */
-    const int T = team->n_threads;
-    const int want_penalty = p->l2 != 0.0 || p->l1 != 0.0;
-    double *mine = team->slots + NN_SLOT * tid, *sums = team->slots + NN_SLOT * T;
-    ptrdiff_t start = 0, r0, r1;
-    int64_t k = 0;
-    while (start < ep->n_perm) {
-        const ptrdiff_t nb = nn_min(p->batch_size, ep->n_perm - start);
-        const int64_t *idx = ep->perm + start;
-        const double S = NN_S(batch_weight)(data->sw, idx, nb);
-        double ls = 0.0, lsum = 0.0, s2 = 0.0, s1 = 0.0;
-        if (S == 0.0) {
-            /* Every thread sees the same sum and leaves here: none waits at a barrier. */
-            if (tid == 0)
-                team->status = NN_STATUS_ZERO_WEIGHT;
-            break;
-        }
-        if (nn_slice_rows(nb, tid, T, &r0, &r1)) {
-            const nn_rows rows = {idx + r0, r1 - r0, r0, ep->step0 + k};
-            NN_S(forward_backward)(p, st->params, data, &rows, work, &ls);
-        }
-        mine[0] = ls;
-        if (nn_bar_wait(&team->barrier, ep->stop + 1))
-            return;
-        for (int s = 0; s < T; s++)
-            lsum += team->slots[NN_SLOT * s];
-        if (!isfinite(lsum)) {
-            if (tid == 0)
-                team->status = NN_STATUS_NONFINITE;
-            break;
-        }
-        if (tid == 0)
-            sums[0] += (double)nb * (lsum / S);
         /* This thread's rows of the next batch start loading while it updates. */
         if (start + nb < ep->n_perm) {
             const ptrdiff_t nb_next = nn_min(p->batch_size, ep->n_perm - start - nb);
@@ -162,13 +99,19 @@ void NN_S(nn_sync_worker)(const nn_plan *p, NN_S(nn_state) *st, const NN_S(nn_da
         const nn_coeffs c = nn_step_coeffs(p, S, ep->lr, ep->t0 + k + 1);
         const nn_rows batch = {idx, nb, 0, ep->step0 + k};
         for (int l = 1; l <= p->n_layers; l++) {
-            const ptrdiff_t n_in = p->sizes[l - 1];
-            const ptrdiff_t grain = nn_row_grain(p->sizes[l], sizeof(NN_T));
-            NN_S(update_rows)(p, st, work, data, &batch, l, nn_cut(n_in, tid, T, grain),
-                              nn_cut(n_in, tid + 1, T, grain), &c, want_penalty ? &s2 : NULL,
-                              &s1);
-            if (l % T == tid)
+            const ptrdiff_t n_in = p->sizes[l - 1], n_out = p->sizes[l];
+            const ptrdiff_t grain = nn_row_grain(n_out, sizeof(NN_T));
+            const ptrdiff_t i0 = nn_cut(n_in, tid, T, grain), i1 = nn_cut(n_in, tid + 1, T, grain);
+            if (features)
+                NN_S(reduce_slices)(team, st, nn_W(p, l) + i0 * n_out, nn_W(p, l) + i1 * n_out,
+                                    has_rows);
+            NN_S(update_rows)(p, st, work, data, &batch, l, i0, i1, &c,
+                              want_penalty ? &s2 : NULL, &s1);
+            if (l % T == tid) {
+                if (features)
+                    NN_S(reduce_slices)(team, st, nn_b(p, l), nn_b(p, l) + n_out, has_rows);
                 NN_S(update_bias)(p, st, work, nb, l, &c);
+            }
         }
         if (want_penalty)
             mine[1] += (double)nb * nn_penalty_value(p, s2, s1, c.d);

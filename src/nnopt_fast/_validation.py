@@ -18,6 +18,27 @@ def check_dtype(dtype):
     return dt
 
 
+#: Arrays of up to this many values are checked for finiteness elementwise (the boolean
+#: temporary is small); larger ones by their sum first.
+_FINITE_BY_ELEMENT = 1 << 16
+
+
+def all_finite(a):
+    """Whether every value of the float array ``a`` is finite.
+
+    For a large array the sum is taken first: a NaN or an infinity makes it non-finite,
+    so a finite sum proves the values finite without a boolean temporary of ``a``'s
+    size. Only a sum that is not finite (a non-finite value, or finite values whose sum
+    overflows) is followed by the elementwise check.
+    """
+    if a.size <= _FINITE_BY_ELEMENT:
+        return bool(np.isfinite(a).all())
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):
+            return True
+    return bool(np.isfinite(a).all())
+
+
 def check_X(X, dtype, name="X", n_features=None, finite=True):
     """Validate a 2-D finite numeric array and return a C-contiguous copy-or-view in ``dtype``.
 

@@ -3,21 +3,24 @@
 import copy
 import inspect
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._serialization import ModelFileError, check_state, npz
+from .._validation import all_finite
 from ..model.mlp import MLP
 from ..train.loop import DivergenceError
+from ..train.state import OptimizerState
 from ._errors import NONFINITE_MESSAGE, FitDivergenceError, divergence_advice, predicts_finite
 from ._forward import as_dense, network
+from ._inputs import check_predict_X
 from ._lbfgs import fit_lbfgs
+from ._params import NNOPT_CONSTRAINTS, SKLEARN_MLP_CONSTRAINTS, check_param_values, param_names
+from ._reuse import forget, reused
 from ._scaling import warn_scaling
 from ._stochastic import STOCHASTIC_SOLVERS, fit_stochastic
 
@@ -28,65 +31,54 @@ SKLEARN_PRIVATE_API = (
     "sklearn.utils._param_validation.Interval",
     "sklearn.utils._param_validation.Options",
     "sklearn.utils._param_validation.StrOptions",
+    "sklearn.utils._param_validation.make_constraint",
     "sklearn.base.BaseEstimator._validate_params",
 )
 
-#: scikit-learn's MLP parameters and their constraints (``_parameter_constraints``).
-SKLEARN_MLP_CONSTRAINTS = {
-    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-    "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-    "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
-    "alpha": [Interval(Real, 0, None, closed="left")],
-    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-    "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-    "power_t": [Interval(Real, 0, None, closed="left")],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "shuffle": ["boolean"],
-    "random_state": ["random_state"],
-    "tol": [Interval(Real, 0, None, closed="left")],
-    "verbose": ["verbose"],
-    "warm_start": ["boolean"],
-    "momentum": [Interval(Real, 0, 1, closed="both")],
-    "nesterovs_momentum": ["boolean"],
-    "early_stopping": ["boolean"],
-    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-    "beta_1": [Interval(Real, 0, 1, closed="left")],
-    "beta_2": [Interval(Real, 0, 1, closed="left")],
-    "epsilon": [Interval(Real, 0, None, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
-    "max_fun": [Interval(Integral, 1, None, closed="left")],
-}
-
-
 def _fitted_state(est):
-    """Copies of everything ``fit`` may change (all but the parameters)."""
-    params = est.get_params(deep=False)
-    return {k: copy.deepcopy(v) for k, v in vars(est).items()
-            if k not in params and k != "_random_state"}
+    """What a fit call may change besides the parameters, to put back if it fails.
+
+    A fit rebinds the attributes it sets, with three exceptions. The lists it appends to
+    (``loss_curve_`` and the validation curves) are kept with their lengths, to be cut
+    back to them (not copied: a ``partial_fit`` stream makes them long). The optimizer
+    state it updates is copied. The weights of a network that a call trains in place
+    (the estimator's ``coefs_`` and ``intercepts_`` are views into its buffer) are kept
+    as a copy of that buffer.
+
+    Returns
+    -------
+    attributes : dict
+    lengths : dict
+        The length of each list attribute.
+    weights : tuple (ndarray, ndarray) or None
+        The buffer trained in place and a copy of its values.
+    """
+    _, names = param_names(type(est))
+    attributes = {name: copy.copy(value) if type(value) is OptimizerState else value
+                  for name, value in vars(est).items()
+                  if name not in names and name != "_random_state"}
+    lengths = {name: len(value) for name, value in attributes.items() if type(value) is list}
+    net = reused(est).viewed_net(attributes.get("coefs_", ()), attributes.get("intercepts_", ()))
+    return attributes, lengths, None if net is None else (net.params, net.params.copy())
 
 
 def _restore(est, saved):
     """Put back a :func:`_fitted_state` (an unfitted one leaves the estimator unfitted)."""
-    params = est.get_params(deep=False)
-    for name in [k for k in vars(est) if k not in params and k != "_random_state"]:
+    attributes, lengths, weights = saved
+    _, names = param_names(type(est))
+    for name in [k for k in vars(est) if k not in names and k != "_random_state"]:
         delattr(est, name)
-    est.__dict__.update(saved)
+    for name, length in lengths.items():
+        del attributes[name][length:]
+    est.__dict__.update(attributes)
+    if weights is not None:
+        weights[0][...] = weights[1]
 
 
 class _BaseMLP(BaseEstimator):
     """Shared fitting machinery of the two estimators."""
 
-    _parameter_constraints: dict = {
-        **SKLEARN_MLP_CONSTRAINTS,
-        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
-        "l1": [Interval(Real, 0, None, closed="left")],
-        "l1_method": [StrOptions({"subgradient", "proximal"})],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}),
-                      None],
-        "parallel": [StrOptions({"sync", "hogwild"})],
-        "backend": [StrOptions({"auto", "cython", "numba", "numpy"})],
-    }
+    _parameter_constraints: dict = {**SKLEARN_MLP_CONSTRAINTS, **NNOPT_CONSTRAINTS}
 
     # ---------------------------------------------------------------- parameters
     def _store_params(self, arguments):
@@ -117,7 +109,7 @@ class _BaseMLP(BaseEstimator):
         return tuple(ps)
 
     def _check_params(self, dropout):
-        self._validate_params()
+        check_param_values(self, reused(self))
         self._check_extra_params()
         if self.solver == "lbfgs":
             if np.any(np.asarray(dropout) > 0):
@@ -144,15 +136,17 @@ class _BaseMLP(BaseEstimator):
         try:
             self._train(X, y, sample_weight, incremental, classes)
         except FitDivergenceError as err:
+            forget(self)
             if err.keeps_weights:
                 held = f"The estimator keeps its weights from the start of epoch {err.epoch}."
             else:
                 _restore(self, previous)
                 held = ("The estimator keeps the state it had before this call."
-                        if "coefs_" in previous else "The estimator is left unfitted.")
+                        if "coefs_" in previous[0] else "The estimator is left unfitted.")
             err.args = (f"{err.args[0]} {held}",)
             raise
         except BaseException:
+            forget(self)
             _restore(self, previous)
             raise
         return self
@@ -166,7 +160,7 @@ class _BaseMLP(BaseEstimator):
         X = as_dense(X)
         sw = self._sample_weight(sample_weight, codes, X, incremental)
         layer_units = [X.shape[1], *hidden, self._n_outputs(codes)]
-        self._random_state = check_random_state(self.random_state)
+        self._random_state = reused(self).random_state(self.random_state)
         if first_pass:
             net = self._initialize(layer_units, X.dtype)
         else:
@@ -184,11 +178,12 @@ class _BaseMLP(BaseEstimator):
             raise self._divergence(net, X, codes, err.epoch, err.lr,
                                    keep=err.epoch > 1) from None
         finally:
-            # The fitted coefs_ / intercepts_ are views into the model's flat buffer.
-            self.coefs_, self.intercepts_ = net.coefs_, net.intercepts_
+            # The fitted coefs_ / intercepts_ are views into the model's flat buffer,
+            # which the next call trains in place while they stay these arrays.
+            self.coefs_, self.intercepts_ = reused(self).keep_net(net)
         # The last step of a fit is taken after its loss is known: it may still have
         # produced weights that overflow.
-        usable = predicts_finite(net.coefs_, net.intercepts_, X, self.activation)
+        usable = predicts_finite(self, net, X)
         if diverged is not None:
             if not usable:
                 raise self._divergence(net, X, codes, diverged.epoch, diverged.lr)
@@ -207,8 +202,7 @@ class _BaseMLP(BaseEstimator):
         they predict finite values."""
         err = FitDivergenceError(
             f"{NONFINITE_MESSAGE} {divergence_advice(self, X, codes, epoch, lr)}", epoch, lr)
-        err.keeps_weights = keep and predicts_finite(net.coefs_, net.intercepts_, X,
-                                                     self.activation)
+        err.keeps_weights = keep and predicts_finite(self, net, X)
         return err
 
     def _sample_weight(self, sample_weight, codes, X, incremental):
@@ -242,14 +236,20 @@ class _BaseMLP(BaseEstimator):
         self.best_validation_score_ = -np.inf if self.early_stopping else None
 
     def _net_from_attributes(self, layer_units, dtype):
-        """Continue from the current (possibly user-assigned) coefs_ / intercepts_."""
+        """Continue from the current coefs_ / intercepts_: the network of the last call
+        while they are its views (its weights, also changed in place, are checked
+        finite), else a new one holding copies of them (arrays the user assigned)."""
         coefs, intercepts = list(self.coefs_), list(self.intercepts_)
         shapes = [tuple(np.shape(W)) for W in coefs]
         want = list(zip(layer_units[:-1], layer_units[1:]))
         if shapes != want:
             raise ValueError(f"coefs_ have shapes {shapes}, but the data and "
                              f"hidden_layer_sizes need {want}; refit with warm_start=False")
-        net = MLP.from_weights(coefs, intercepts, self.activation, self.out_activation_, dtype)
+        net = reused(self).net_for(coefs, intercepts, self.activation, self.out_activation_,
+                                   dtype)
+        if net is None or not all_finite(net.params):
+            net = MLP.from_weights(coefs, intercepts, self.activation, self.out_activation_,
+                                   dtype)
         if not hasattr(self, "_best_params") or self._best_params.shape != net.params.shape:
             self._best_params = net.params.copy()
         for name, value in (("_optimizer", None), ("_dropout_seed", None),
@@ -267,21 +267,8 @@ class _BaseMLP(BaseEstimator):
         net = network(self.coefs_, self.intercepts_, self.activation, self.out_activation_,
                       owner=self)
         if check_input:
-            X = self._check_predict_X(X)
+            X = check_predict_X(self, X)
         return net(as_dense(X, net.dtype), apply_output=True)
-
-    def _check_predict_X(self, X):
-        """X validated as scikit-learn's ``validate_data(reset=False)`` does; a plain 2-D
-        float array of the fitted width takes a short path (its values are checked for
-        NaN and infinity by the compiled forward pass as it reads them)."""
-        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in (np.float32, np.float64)
-                and X.shape[0] > 0 and not hasattr(self, "feature_names_in_")):
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                                 f"expecting {self.n_features_in_} features as input.")
-            return X
-        return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                             dtype=(np.float64, np.float32))
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "coefs_")

@@ -7,13 +7,14 @@ from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_class_weight, weigh_samples
 from ..kernels import reference as ref
 from . import _labels
 from ._base import _BaseMLP
 from ._docs import fill
+from ._inputs import CLASSIFIER_Y_KINDS, check_training_data
 
 
 @fill
@@ -128,11 +129,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset, classes):
         """Validated X and y encoded as int64 class indices (or an indicator matrix)."""
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = check_training_data(self, X, y, reset, CLASSIFIER_Y_KINDS)
+        if incremental and hasattr(self, "classes_") and self._y_type != "multilabel-indicator":
+            # A later partial_fit whose labels are all known classes: nothing else to check.
+            codes = _labels.encode_known(y, self.classes_)
+            if codes is not None and (classes is None
+                                      or _labels.same_classes(classes, self.classes_)):
+                return X, codes
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        y_type = type_of_target(y, input_name="y")
+        plain = _labels.plain_labels(y)
+        y_type = plain[0] if plain else type_of_target(y, input_name="y")
         if y_type not in _labels.Y_TYPES:
             check_classification_targets(y)  # scikit-learn's own message for bad targets
             raise ValueError(f"MLPClassifier supports binary, multiclass and multilabel-"
@@ -140,7 +147,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if incremental:
             self._partial_fit_classes(classes, y, y_type)
         elif not hasattr(self, "classes_") or not self.warm_start:
-            self.classes_, codes = _labels.fit_classes(y, y_type)
+            self.classes_, codes = plain[1:] if plain else _labels.fit_classes(y, y_type)
             self._y_type = y_type
             return X, codes
         elif set(unique_labels(y)) != set(self.classes_):
@@ -153,7 +160,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _partial_fit_classes(self, classes, y, y_type):
         """Set ``classes_`` on the first call to partial_fit; check them on later ones."""
         if classes is not None and hasattr(self, "classes_"):
-            if not np.array_equal(self.classes_, unique_labels(classes)):
+            if not _labels.same_classes(classes, self.classes_):
                 raise ValueError(f"`classes={classes!r}` is not the same as on last call "
                                  f"to partial_fit, was: {self.classes_!r}")
         if hasattr(self, "classes_"):

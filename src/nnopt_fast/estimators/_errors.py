@@ -2,8 +2,9 @@
 
 import numpy as np
 
+from .._validation import all_finite
 from ..train.loop import DivergenceError
-from ._forward import forward
+from ._forward import network
 from ._scaling import scaling_report, target_magnitude
 
 #: scikit-learn's first sentence when training ends with non-finite weights; nnopt_fast's
@@ -42,14 +43,18 @@ class FitDivergenceError(DivergenceError, ValueError):
 CHECK_ROWS = 2048
 
 
-def predicts_finite(coefs, intercepts, X, activation):
-    """Whether the weights are finite and predict finite values on (up to
-    :data:`CHECK_ROWS` evenly spaced rows of) X."""
-    if not all(np.isfinite(p).all() for p in [*coefs, *intercepts]):
+def predicts_finite(est, net, X):
+    """Whether ``net``'s weights are finite and predict finite values on (up to
+    :data:`CHECK_ROWS` evenly spaced rows of) X, by the estimator's compiled forward pass
+    (built once while the estimator holds these weight arrays)."""
+    if not all_finite(net.params):
         return False
+    rows = np.ascontiguousarray(X[:: -(-X.shape[0] // CHECK_ROWS)])
+    forward_pass = network(net.coefs_, net.intercepts_, est.activation, est.out_activation_,
+                           owner=est)
     with np.errstate(over="ignore", invalid="ignore"):
-        Z = forward(coefs, intercepts, X[:: -(-X.shape[0] // CHECK_ROWS)], activation)
-    return bool(np.isfinite(Z).all())
+        Z = forward_pass(rows, apply_output=False)
+    return all_finite(Z)
 
 
 def divergence_advice(est, X, Y, epoch=None, lr=None):

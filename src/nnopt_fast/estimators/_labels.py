@@ -36,6 +36,66 @@ def fit_classes(y, y_type):
     return classes, codes.astype(np.int64, copy=False).reshape(-1)
 
 
+def plain_labels(y):
+    """The target type, classes and codes of a plain 1-D label array, or None for other y.
+
+    A 1-D ``np.ndarray`` of booleans, integers, integral floats or unicode strings (finite
+    and non-empty, as the estimators' checks of y leave it) is "binary" with at most two
+    distinct labels and "multiclass" with more, as scikit-learn's ``type_of_target``
+    finds; for any other y (2-D, objects, bytes, non-integral floats) the caller asks
+    ``type_of_target``, which also words the errors.
+
+    Returns
+    -------
+    (y_type, classes, codes) or None
+        ``classes`` and ``codes`` as :func:`fit_classes` gives them.
+    """
+    if not (type(y) is np.ndarray and y.ndim == 1 and y.size and y.dtype.kind in "biufU"):
+        return None
+    if y.dtype.kind == "f":
+        # Floats beyond int64 do not cast back: left to type_of_target, which warns once.
+        with np.errstate(invalid="ignore"):
+            if np.any(y != y.astype(np.int64).astype(y.dtype)):
+                return None
+    classes, codes = np.unique(y, return_inverse=True)
+    y_type = "multiclass" if classes.shape[0] > 2 else "binary"
+    return y_type, classes, codes.astype(np.int64, copy=False).reshape(-1)
+
+
+def encode_known(y, classes):
+    """A plain 1-D label array as int64 indices into ``classes``, or None.
+
+    The short path of a later ``partial_fit``: when every label of ``y`` (a 1-D
+    ``np.ndarray`` of booleans, numbers or unicode strings) is one of the fitted
+    ``classes``, y is a valid binary or multiclass target and needs no other check.
+    None for any other y (unknown labels, other shapes or dtypes), which the caller
+    then checks in full for scikit-learn's error messages.
+    """
+    if not (type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "biufU"):
+        return None
+    try:
+        codes = np.searchsorted(classes, y)
+    except TypeError:  # labels that do not compare with the classes (str and numbers)
+        return None
+    if not np.array_equal(classes[np.minimum(codes, len(classes) - 1)], y):
+        return None
+    return codes.astype(np.int64, copy=False)
+
+
+def same_classes(classes, fitted):
+    """Whether ``classes`` (as given to ``partial_fit``) name the fitted ``classes_``.
+
+    The classes given are equal to ``fitted`` when they are ``fitted`` itself in its
+    order (the usual case: checked directly), else when scikit-learn's
+    ``unique_labels(classes)`` is, which also raises its own error for bad labels.
+    """
+    given = np.asarray(classes)
+    if (given.shape == fitted.shape and given.dtype.kind == fitted.dtype.kind
+            and np.array_equal(given, fitted)):
+        return True
+    return np.array_equal(fitted, unique_labels(classes))
+
+
 def encode(y, classes, y_type):
     """y as class indices into ``classes`` (int64), or the indicator matrix.
 

@@ -6,10 +6,11 @@ from sklearn.metrics import r2_score
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseMLP
 from ._docs import fill
+from ._inputs import REGRESSOR_Y_KINDS, check_training_data
 
 
 @fill
@@ -108,8 +109,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset, classes):
         """Validated X and y as an (n_samples, n_outputs) array."""
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = check_training_data(self, X, y, reset, REGRESSOR_Y_KINDS, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, np.asarray(y).reshape(len(y), -1)

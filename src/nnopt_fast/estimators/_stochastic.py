@@ -6,13 +6,13 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import shuffle as sk_shuffle
 
 from ..kernels import get_backend
 from ..train.loop import DivergenceError, make_config, run_epochs
 from ..train.schedules import NoImprovement, make_schedule
-from ..train.state import OptimizerState, TrainState
+from ..train.state import OptimizerState
 from ._forward import data_loss, forward
+from ._reuse import reused
 from ._threads import fit_threads
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -90,6 +90,28 @@ def _stopping_rule(est, net, val):
                          verbose=est.verbose)
 
 
+def shuffled(order, random_state):
+    """``order`` in a random order: ``sklearn.utils.shuffle(order, random_state=...)``.
+
+    scikit-learn shuffles ``np.arange(n)`` in place with ``random_state.shuffle`` and
+    indexes ``order`` with it; ``random_state.permutation(n)`` is that draw.
+    """
+    return order[random_state.permutation(order.shape[0])]
+
+
+def _config(est, net, kind, batch_size, n_samples, dropout):
+    """The :class:`TrainConfig` of a call, made once for each set of values it is made of."""
+    n_threads = fit_threads(est.n_threads)
+    values = (net.layer_sizes, net.activation, net.output, batch_size, n_samples, kind,
+              est.momentum, est.beta_1, est.beta_2, est.epsilon, est.alpha, est.l1,
+              est.l1_method, dropout, est._dropout_seed or 0, n_threads, est.parallel)
+    return reused(est).config(values, lambda: make_config(
+        net, batch_size=batch_size, n_samples=n_samples, optimizer=kind,
+        momentum=est.momentum, beta1=est.beta_1, beta2=est.beta_2, epsilon=est.epsilon,
+        l2=est.alpha, l1=est.l1, l1_method=est.l1_method, penalty_div=0, dropout=dropout,
+        seed=est._dropout_seed or 0, n_threads=n_threads, parallel=est.parallel))
+
+
 def fit_stochastic(est, net, X, codes, sw, dropout, incremental):
     """Train ``net`` (the estimator's weights) with sgd or adam, as scikit-learn does.
 
@@ -107,17 +129,10 @@ def fit_stochastic(est, net, X, codes, sw, dropout, incremental):
     n_samples = X_train.shape[0]
     if np.any(np.asarray(dropout) > 0) and est._dropout_seed is None:
         est._dropout_seed = int(est._random_state.randint(0, 2**31 - 1))
-    cfg = make_config(
-        net, batch_size=_batch_size(est, n_samples), n_samples=n_samples, optimizer=kind,
-        momentum=est.momentum, beta1=est.beta_1, beta2=est.beta_2, epsilon=est.epsilon,
-        l2=est.alpha, l1=est.l1, l1_method=est.l1_method, penalty_div=0, dropout=dropout,
-        seed=est._dropout_seed or 0,
-        n_threads=fit_threads(est.n_threads),
-        parallel=est.parallel)
+    cfg = _config(est, net, kind, _batch_size(est, n_samples), n_samples, dropout)
     backend = get_backend(est.backend)
     est.backend_ = getattr(backend, "BACKEND_NAME", est.backend)
-    state = TrainState(net, cfg)
-    est._optimizer.load_into(state)
+    state = reused(est).train_state(net, cfg, backend, est._optimizer)
     state.step = est._dropout_step
     # Adam has no schedule in scikit-learn: its learning_rate parameter applies to sgd.
     schedule = make_schedule(est.learning_rate if kind != "adam" else "constant",
@@ -133,8 +148,7 @@ def fit_stochastic(est, net, X, codes, sw, dropout, incremental):
 
     if est.shuffle:
         def reorder(order):
-            # The same draw as scikit-learn's, from the same RandomState.
-            return sk_shuffle(order, random_state=est._random_state)
+            return shuffled(order, est._random_state)
     else:
         def reorder(order):
             return order
@@ -161,6 +175,8 @@ def fit_stochastic(est, net, X, codes, sw, dropout, incremental):
             est.best_loss_ = stopping.best
         else:
             est.best_validation_score_ = stopping.best
+        if not (incremental or est.warm_start):
+            reused(est).drop_state()
     if diverged is not None:
         _record_divergence(est, diverged, n_samples)
     elif not incremental and not stopping.stopped and est.n_iter_ == est.max_iter:

@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import os
 import sys
@@ -30,11 +31,13 @@ __all__ = ["available_cores", "resolve_n_threads", "default_estimator_threads",
 #:   splitting 0.95-1.23x (Cython), 0.80-0.95x (Numba), Hogwild 1.20-1.63x;
 #: - W3 (256 x 1.86e6 = 4.8e8): splitting 1.59-1.82x (Cython), 1.32-1.57x (Numba),
 #:   threaded BLAS 1.46-1.71x;
-#: - W4 (1 x 2,368): everything threaded loses (Hogwild 0.19-0.28x Cython).
+#: - W4 (1 x 2,368): everything threaded loses (Hogwild 0.19-0.28x Cython);
+#: - MLPClassifier's default on digits (200 x 7,400 = 1.5e6): threaded BLAS 3-15x slower
+#:   than one thread with the other core busy (each small GEMM waits for a BLAS thread).
 #:
 #: Backends not listed (and ``backend_name=None``) use the Cython row.
 WORK_THRESHOLDS = {
-    "cython": (1 << 17, 1 << 20, 1 << 26),
+    "cython": (1 << 17, 1 << 23, 1 << 26),
     "numba": (1 << 14, 1 << 26, 1 << 26),
 }
 
@@ -374,6 +377,13 @@ def _numba_threads(n):
 
 
 # --------------------------------------------------------------------------- budgets
+@functools.lru_cache(maxsize=64)
+def _with_threads(cfg, n_threads):
+    """``cfg`` with ``n_threads`` (cached: a partial_fit loop asks for the same one each
+    call, and ``dataclasses.replace`` costs ~10 us)."""
+    return dataclasses.replace(cfg, n_threads=n_threads)
+
+
 @contextlib.contextmanager
 def thread_budget(cfg, backend=None, n_samples=None):
     """Hold the thread settings of one training run; yields the config the backend runs.
@@ -418,8 +428,7 @@ def thread_budget(cfg, backend=None, n_samples=None):
         if n == 1:
             mode = "serial"
         epoch_threads = n if mode == "data" else 1
-        run_cfg = (cfg if epoch_threads == cfg.n_threads
-                   else dataclasses.replace(cfg, n_threads=epoch_threads))
+        run_cfg = cfg if epoch_threads == cfg.n_threads else _with_threads(cfg, epoch_threads)
         with _blas_threads(n if mode == "blas" else 1):
             yield run_cfg
 
