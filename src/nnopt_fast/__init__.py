@@ -30,6 +30,7 @@ _LAZY = {
     "save": ".estimators",
     "ModelFileError": "._serialization",
     "bias_variance": ".diagnosis",
+    "bias_variance_curve": ".diagnosis",
     "learning_curve": ".diagnosis",
     "validation_curve": ".diagnosis",
     "diagnose": ".diagnosis",

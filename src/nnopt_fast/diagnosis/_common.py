@@ -246,12 +246,14 @@ class capture_warnings:
         return False
 
 
-def run_parallel(tasks, n_jobs, progress=False, desc=None):
+def run_parallel(tasks, n_jobs, progress=False, desc=None, grouped=False):
     """Run joblib ``delayed`` tasks in order, optionally under a tqdm progress bar.
 
     Whatever joblib backend is active (``joblib.parallel_backend("dask")`` included) runs
-    them. Each task returns ``(result, caught)``, ``caught`` being the warnings of its fit;
-    they are re-issued here once per distinct message, with the number of fits that raised it.
+    them. Each task returns ``(result, caught)``, ``caught`` being the warnings of its fit,
+    or with ``grouped`` a list of them (a task that fitted several); the results come back
+    one per fit, in order, and the warnings are re-issued here once per distinct message,
+    with the number of fits that raised it.
     """
     tasks = list(tasks)
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
@@ -261,13 +263,14 @@ def run_parallel(tasks, n_jobs, progress=False, desc=None):
 
         outputs = tqdm(outputs, total=len(tasks), desc=desc, leave=False)
     results, counts = [], {}
-    for result, caught in outputs:
-        results.append(result)
-        for key in dict.fromkeys(caught):
-            counts[key] = counts.get(key, 0) + 1
+    for output in outputs:
+        for result, caught in (output if grouped else [output]):
+            results.append(result)
+            for key in dict.fromkeys(caught):
+                counts[key] = counts.get(key, 0) + 1
     for (category, message), k in counts.items():
-        warnings.warn(fit_warning(category, f"{k} of {len(tasks)} fits: {message}", k,
-                                  len(tasks)), stacklevel=3)
+        warnings.warn(fit_warning(category, f"{k} of {len(results)} fits: {message}", k,
+                                  len(results)), stacklevel=3)
     return results
 
 
