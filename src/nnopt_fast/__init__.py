@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MLPClassifier": ".estimators",
     "MLPRegressor": ".estimators",
+    "MLPEnsemble": ".estimators",
     "ScalingWarning": ".estimators",
     "FitDivergenceError": ".estimators",
     "load": ".estimators",

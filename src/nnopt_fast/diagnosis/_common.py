@@ -9,6 +9,8 @@ import numpy as np
 from joblib import Parallel
 from sklearn.base import clone, is_classifier
 
+from ..estimators._group import take  # noqa: F401  (the tools' row indexing)
+
 _CONTROLLER = None
 
 
@@ -145,15 +147,6 @@ def n_samples_of(X, name="X"):
         return len(X)
     except TypeError:
         raise TypeError(f"{name} must be an array-like with a length, got {type(X).__name__}") from None
-
-
-def take(X, idx):
-    """Rows ``idx`` of ``X``: positional for DataFrames, fancy indexing otherwise."""
-    if hasattr(X, "iloc"):
-        return X.iloc[idx]
-    if isinstance(X, list):
-        return [X[i] for i in idx]
-    return X[idx]
 
 
 def as_target(y, n, name="y"):

@@ -19,8 +19,7 @@ import numpy as np
 from joblib import delayed
 from joblib.parallel import get_active_backend
 
-from ..estimators._group import group_fit, groupable
-from ..train.group import run_group
+from ..estimators._group import group_fit, groupable, run_members
 from ..train.threads import available_cores
 from ._common import capture_warnings, prepare, run_parallel, take, timed_fit
 
@@ -123,15 +122,7 @@ def fit_all(estimator, fits, X, y, n_threads):
         with capture_warnings(caught):
             member = group_fit(est, X, y, rows, shared)
         prepared.append((est, member, caught))
-    by_backend = {}
-    for k, (_, member, _) in enumerate(prepared):
-        if member is not None:
-            by_backend.setdefault(member.backend, []).append(k)
-    errors = {}
-    for backend, ks in by_backend.items():
-        for k, err in zip(ks, run_group(backend, [prepared[k][1].member for k in ks],
-                                        n_threads)):
-            errors[k] = err
+    errors = run_members([member for _, member, _ in prepared], n_threads)
     out = []
     for k, ((params, rows, seed), (est, member, caught)) in enumerate(zip(fits, prepared)):
         with capture_warnings(caught):

@@ -18,7 +18,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 
 from ..kernels import get_backend
-from ..train.group import Member
+from ..train.group import Member, run_group
 from ..train.loop import EpochDriver
 from ..train.schedules import make_schedule
 from ..train.state import OptimizerState, TrainState
@@ -31,7 +31,16 @@ from ._scaling import ScalingWarning, scaling_report
 from ._stochastic import (STOCHASTIC_SOLVERS, _batch_size, _config, _record_epoch,
                           _stopping_rule, optimizer_kind, shuffled)
 
-__all__ = ["GroupFit", "final_estimator", "groupable", "group_fit"]
+__all__ = ["GroupFit", "final_estimator", "groupable", "group_fit", "run_members", "take"]
+
+
+def take(X, idx):
+    """Rows ``idx`` of ``X``: positional for DataFrames, fancy indexing otherwise."""
+    if hasattr(X, "iloc"):
+        return X.iloc[idx]
+    if isinstance(X, list):
+        return [X[i] for i in idx]
+    return X[idx]
 
 
 def final_estimator(est):
@@ -209,11 +218,9 @@ def group_fit(estimator, X, y, rows=None, shared=None):
     shared = {} if shared is None else shared
     t0 = time.perf_counter()
     if final is not estimator:
-        from ..diagnosis._common import take
-
         Xr = X if rows is None else take(X, rows)
         yr = np.asarray(y) if rows is None else np.asarray(y)[rows]
-        Xt = estimator[:-1].fit_transform(Xr, yr)
+        Xt = estimator[:-1].fit_transform(Xr, yr) if len(estimator.steps) > 1 else Xr
         data = _shared_data(shared, final, Xt, yr, rows)
         rows = None
     else:
@@ -241,3 +248,19 @@ def _shared_data(shared, final, Xt, y, rows):
     data = _Data(final, Xt, y)
     shared.setdefault(key, []).append((data, rows))
     return data
+
+
+def run_members(group_fits, n_threads):
+    """Train the members of ``group_fits`` (None entries skipped), one group per backend,
+    on ``n_threads`` threads; returns each one's error (None: finished), to pass to its
+    :meth:`GroupFit.finish`."""
+    by_backend = {}
+    for k, g in enumerate(group_fits):
+        if g is not None:
+            by_backend.setdefault(g.backend, []).append(k)
+    errors = [None] * len(group_fits)
+    for backend, ks in by_backend.items():
+        for k, err in zip(ks, run_group(backend, [group_fits[k].member for k in ks],
+                                        n_threads)):
+            errors[k] = err
+    return errors
