@@ -1,5 +1,6 @@
 """Helpers shared by the diagnose package: seeds, one-thread fits, indexing, losses, joblib runs."""
 
+import copy
 import numbers
 import time
 import warnings
@@ -110,6 +111,38 @@ def prepare(estimator, params=None, seed=None, single_thread=True):
     if update:
         est.set_params(**update)
     return est
+
+
+class Clones:
+    """:func:`prepare` for the many fits of one estimator: it is cloned once, each fit
+    gets a copy of that clone (a fresh estimator with the same parameters, as a clone of
+    a clone), with its parameters and seed set. Parameters that name a nested estimator's
+    (``step__name``) or replace an estimator take :func:`prepare` itself."""
+
+    def __init__(self, estimator, single_thread=True):
+        self.estimator, self.single_thread = estimator, single_thread
+        self.proto = prepare(estimator, None, None, single_thread)
+        self.own = self.proto.get_params(deep=False)
+        leaves = [k for k in self.proto.get_params(deep=True)
+                  if k.rsplit("__", 1)[-1] == "random_state"]
+        self.flat_seed = [k for k in leaves if "__" not in k]
+        self.nested_seed = [k for k in leaves if "__" in k]
+
+    def make(self, params=None, seed=None):
+        """A fresh estimator as ``prepare(estimator, params, seed, single_thread)``."""
+        params = params or {}
+        if any(k not in self.own or hasattr(v, "get_params") or
+               hasattr(self.own[k], "get_params") for k, v in params.items()):
+            return prepare(self.estimator, params, seed, self.single_thread)
+        est = copy.deepcopy(self.proto)
+        for key, value in params.items():
+            setattr(est, key, value)
+        if seed is not None:
+            for key in self.flat_seed:
+                setattr(est, key, seed)
+            if self.nested_seed:
+                est.set_params(**{key: seed for key in self.nested_seed})
+        return est
 
 
 def _controller():

@@ -21,7 +21,7 @@ from joblib.parallel import get_active_backend
 
 from ..estimators._group import group_fit, groupable, run_members
 from ..train.threads import available_cores
-from ._common import capture_warnings, prepare, run_parallel, take, timed_fit
+from ._common import Clones, capture_warnings, run_parallel, take, timed_fit
 
 __all__ = ["check_group", "run_fits", "fit_all", "placement"]
 
@@ -107,8 +107,8 @@ def _pipeline_chunks(estimator, args, items):
 
 def fit_all(estimator, fits, X, y, n_threads):
     """Fit a clone of ``estimator`` for every ``(params, rows, seed)`` of ``fits`` on
-    rows ``rows`` of (X, y), as :func:`prepare` and ``fit`` would, the groupable ones as
-    one group on ``n_threads`` threads.
+    rows ``rows`` of (X, y), as :func:`~nnopt_fast.diagnosis._common.prepare` and ``fit``
+    would, the groupable ones as one group on ``n_threads`` threads.
 
     Returns
     -------
@@ -116,9 +116,9 @@ def fit_all(estimator, fits, X, y, n_threads):
         The fitted clones in order. A fit the group cannot reproduce, or that failed in
         it (a divergence), is run by its ``fit`` (which then raises or warns as always).
     """
-    shared, prepared = {}, []
+    shared, prepared, clones = {}, [], Clones(estimator)
     for params, rows, seed in fits:
-        est, caught = prepare(estimator, params, seed), []
+        est, caught = clones.make(params, seed), []
         with capture_warnings(caught):
             member = group_fit(est, X, y, rows, shared)
         prepared.append((est, member, caught))
@@ -128,7 +128,7 @@ def fit_all(estimator, fits, X, y, n_threads):
         with capture_warnings(caught):
             fitted = member.finish(errors[k]) if member is not None else None
             if fitted is None:
-                fitted = prepare(estimator, params, seed)
+                fitted = clones.make(params, seed)
                 seconds = timed_fit(fitted, X if rows is None else take(X, rows),
                                     y if rows is None else y[rows])
             else:

@@ -26,7 +26,8 @@ from ._classifier import MLPClassifier
 from ._errors import CHECK_ROWS, predicts_finite
 from ._forward import as_dense
 from ._regressor import MLPRegressor
-from ._reuse import reused
+from ._params import check_param_values
+from ._reuse import Reused, reused
 from ._scaling import ScalingWarning, scaling_report
 from ._stochastic import (STOCHASTIC_SOLVERS, _batch_size, _config, _record_epoch,
                           _stopping_rule, optimizer_kind, shuffled)
@@ -212,10 +213,13 @@ def group_fit(estimator, X, y, rows=None, shared=None):
     if not groupable(estimator):
         return None
     final = final_estimator(estimator)
+    shared = {} if shared is None else shared
     hidden = final._hidden_sizes()
     dropout = final._dropout(len(hidden))
-    final._check_params(dropout)
-    shared = {} if shared is None else shared
+    # fit's checks of its parameters (_check_params for a stochastic solver), the
+    # values that passed kept for the group's other fits.
+    check_param_values(final, shared.setdefault(("params", type(final)), Reused()))
+    final._check_extra_params()
     t0 = time.perf_counter()
     if final is not estimator:
         Xr = X if rows is None else take(X, rows)
