@@ -73,21 +73,13 @@ def _time(fn, *args):
 
 def environment():
     """The lines that say where a run ran: CPU, cores, load, BLAS, versions."""
-    import threadpoolctl
-
     import nnopt_fast as nf
     from nnopt_fast.train.threads import available_cores
+    from report import cpu_model, thread_pools
 
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    blas = [(i["internal_api"], i.get("version"), i["num_threads"])
-            for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
-    return [f"CPU: {cpu}; cores available: {available_cores()}; load average "
+    blas = [(p["internal_api"], p["version"], p["num_threads"]) for p in thread_pools()
+            if p["user_api"] == "blas"]
+    return [f"CPU: {cpu_model()}; cores available: {available_cores()}; load average "
             f"{os.getloadavg()}", f"nnopt_fast {nf.__version__}, numpy {np.__version__}; "
             f"BLAS {blas}"]
 
