@@ -215,6 +215,72 @@ cdef class Epoch:
                                       <double *>w, <double *>g, team.c, tid)
 
 
+cdef class Group:
+    """The epochs of several models, run back to back in one nogil call
+    (``nn_group_serial``, ``csrc/nn_group.c``).
+
+    ``epochs`` are :class:`Epoch` objects of one dtype (each model's plan, state, data and
+    epoch); ``work`` is the calling thread's workspace, at least as large as the largest
+    plan's, which every model uses in turn.
+    """
+
+    cdef nn_job_f32 *j32
+    cdef nn_job_f64 *j64
+    cdef Py_ssize_t n
+    cdef bint single
+    cdef object keep
+
+    def __cinit__(self, epochs, work):
+        cdef Epoch e
+        cdef Py_ssize_t i
+        cdef void *w = _ptr(work)
+        self.n = len(epochs)
+        self.single = work.dtype.itemsize == 4
+        self.keep = (tuple(epochs), work)
+        if self.single:
+            self.j32 = <nn_job_f32 *>malloc(max(self.n, 1) * sizeof(nn_job_f32))
+        else:
+            self.j64 = <nn_job_f64 *>malloc(max(self.n, 1) * sizeof(nn_job_f64))
+        if self.j32 == NULL and self.j64 == NULL:
+            raise MemoryError("cannot allocate the group's job table")
+        for i in range(self.n):
+            e = epochs[i]
+            if e.single != self.single:
+                raise TypeError("Group: every model must have the workspace's dtype")
+            if self.single:
+                self.j32[i].plan = &e.plan.c
+                self.j32[i].state = e.st32
+                self.j32[i].data = e.d32
+                self.j32[i].epoch = e.ep
+                self.j32[i].work = <float *>w
+            else:
+                self.j64[i].plan = &e.plan.c
+                self.j64[i].state = e.st64
+                self.j64[i].data = e.d64
+                self.j64[i].epoch = e.ep
+                self.j64[i].work = <double *>w
+
+    def __dealloc__(self):
+        free(self.j32)
+        free(self.j64)
+
+    def run(self):
+        """Every model's epoch; a list of ``(data_loss, penalty_loss, n_steps, status,
+        seconds)``, one per model."""
+        with nogil:
+            if self.single:
+                nn_group_serial_f32(self.j32, self.n)
+            else:
+                nn_group_serial_f64(self.j64, self.n)
+        if self.single:
+            return [(self.j32[i].result.data_loss, self.j32[i].result.penalty_loss,
+                     self.j32[i].result.n_steps, self.j32[i].status, self.j32[i].seconds)
+                    for i in range(self.n)]
+        return [(self.j64[i].result.data_loss, self.j64[i].result.penalty_loss,
+                 self.j64[i].result.n_steps, self.j64[i].status, self.j64[i].seconds)
+                for i in range(self.n)]
+
+
 # ---------------------------------------------------------------------------
 # inference
 # ---------------------------------------------------------------------------
