@@ -43,7 +43,8 @@ def _extensions():
                  "csrc/nn_group.h", "csrc/nn_loss_impl.h",
                  "csrc/nn_math.h", "csrc/nn_small_impl.h",
                  "csrc/nn_parallel.h", "csrc/nn_step.h", "csrc/nn_step_impl.h",
-                 "csrc/nn_workers_impl.h", "src/nnopt_fast/kernels/_cython.pxd"],
+                 "csrc/nn_workers_impl.h", "src/nnopt_fast/kernels/_cython.pxd",
+                 "src/nnopt_fast/kernels/_cython_kernels.pxi"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
