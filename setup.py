@@ -36,13 +36,15 @@ def _extensions():
     ext = Extension(
         "nnopt_fast.kernels._cython",
         sources=["src/nnopt_fast/kernels/_cython.pyx", "csrc/nn_fused.c", "csrc/nn_parallel.c",
-                 "csrc/nn_step.c"],
+                 "csrc/nn_step.c", "csrc/nn_group.c"],
         include_dirs=["csrc", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        depends=["csrc/nn_codes.h", "csrc/nn_fused.h", "csrc/nn_fused_impl.h", "csrc/nn_loss_impl.h",
+        depends=["csrc/nn_codes.h", "csrc/nn_fused.h", "csrc/nn_fused_impl.h",
+                 "csrc/nn_group.h", "csrc/nn_loss_impl.h",
                  "csrc/nn_math.h", "csrc/nn_small_impl.h",
                  "csrc/nn_parallel.h", "csrc/nn_step.h", "csrc/nn_step_impl.h",
-                 "csrc/nn_workers_impl.h", "src/nnopt_fast/kernels/_cython.pxd"],
+                 "csrc/nn_workers_impl.h", "src/nnopt_fast/kernels/_cython.pxd",
+                 "src/nnopt_fast/kernels/_cython_kernels.pxi"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )

@@ -1,21 +1,25 @@
 """Speed of nf.bias_variance and nf.validation_curve against mlxtend and scikit-learn.
 
-Two comparisons on W1's network (64-32-10, tanh, plain SGD lr 0.05, batch 32, BENCH.md's
+Three comparisons on W1's network (64-32-10, tanh, plain SGD lr 0.05, batch 32, BENCH.md's
 L2; no dropout, which scikit-learn lacks), the same data, rounds and epochs on both sides:
 
-- ``nf.bias_variance`` (nnopt_fast's MLPClassifier, rounds in parallel over all cores)
-  vs mlxtend's ``bias_variance_decomp`` (scikit-learn's MLPClassifier, serial);
-- ``nf.validation_curve`` over alpha (nnopt_fast's MLP) vs scikit-learn's
+- ``nf.bias_variance`` (nnopt_fast's MLPClassifier: its rounds trained as one group, on
+  every core) vs mlxtend's ``bias_variance_decomp`` (scikit-learn's MLPClassifier,
+  serial): 50 rounds of 10 epochs on 5,000 rows, 2,000 test rows;
+- the same ``nf.bias_variance`` vs its one-fit-per-task path (``group=False``, with
+  ``n_jobs=1`` and ``n_jobs=-1``: loky's process workers, warmed up beforehand);
+- ``nf.validation_curve`` over 5 alphas x 5 folds (nnopt_fast's MLP) vs scikit-learn's
   ``validation_curve`` (scikit-learn's MLP), both with ``n_jobs=-1``.
 
 Usage::
 
-    python bench/bench_diagnose.py [--n-train 5000] [--epochs 5] [--rounds 50] [--repeats 3]
+    python bench/bench_diagnose.py [--n-train 5000] [--epochs 10] [--rounds 50] [--repeats 3]
     pytest bench/bench_diagnose.py --benchmark-only     # pytest-benchmark records
 
-The script interleaves the two sides and prints medians and their ratio. Data: W1's
-synthetic task (bench/workloads.py), first ``n_train`` rows for training, next 2,000 for
-testing (default 5,000, not W1's 50,000: the serial peer would need ~10 minutes a run).
+The script interleaves the sides (their order rotating every repeat) and prints medians
+and their ratios. Data: W1's synthetic task (bench/workloads.py), first ``n_train`` rows
+for training, next 2,000 for testing (not W1's 50,000 rows: the serial peer would need
+~10 minutes a run).
 """
 
 import argparse
@@ -61,12 +65,12 @@ def data(n_train, dtype=np.float32):
     return X[:n_train], y[:n_train], X[n_train:n_train + N_TEST], y[n_train:n_train + N_TEST]
 
 
-def run_nf_bias_variance(d, epochs, rounds, n_jobs=-1):
+def run_nf_bias_variance(d, epochs, rounds, n_jobs=None, group=True):
     import nnopt_fast as nf
 
     # seed_estimator=False: every round starts from random_state=1, as mlxtend's rounds do.
     r = nf.bias_variance(nf_estimator(epochs), *d, n_rounds=rounds, loss="0-1",
-                         random_state=0, n_jobs=n_jobs, seed_estimator=False)
+                         random_state=0, n_jobs=n_jobs, seed_estimator=False, group=group)
     return r.expected_loss, r.bias, r.variance
 
 
@@ -77,7 +81,7 @@ def run_mlxtend(d, epochs, rounds):
                                 random_seed=0)
 
 
-def run_nf_validation_curve(d, epochs, cv=3):
+def run_nf_validation_curve(d, epochs, cv=5):
     import nnopt_fast as nf
 
     vc = nf.validation_curve(nf_estimator(epochs), d[0], d[1], "alpha", ALPHAS, cv=cv,
@@ -85,7 +89,7 @@ def run_nf_validation_curve(d, epochs, cv=3):
     return vc.mean("validation_scores")
 
 
-def run_sklearn_validation_curve(d, epochs, cv=3):
+def run_sklearn_validation_curve(d, epochs, cv=5):
     from sklearn.model_selection import validation_curve
 
     _, val = validation_curve(sk_estimator(epochs), d[0], d[1], param_name="alpha",
@@ -97,6 +101,7 @@ def _warm_up(d):
     # JIT, kernel buffers and the joblib worker pool, outside the timed region.
     small = tuple(a[:200] for a in d)
     run_nf_bias_variance(small, 1, 2)
+    run_nf_bias_variance(small, 1, 4, n_jobs=-1, group=False)
     run_nf_validation_curve(small, 1, cv=2)
     run_sklearn_validation_curve(small, 1, cv=2)
 
@@ -104,7 +109,7 @@ def _warm_up(d):
 # ---------------------------------------------------------------------------
 # pytest-benchmark entry points
 # ---------------------------------------------------------------------------
-BENCH_N, BENCH_EPOCHS, BENCH_ROUNDS = 5000, 5, 50
+BENCH_N, BENCH_EPOCHS, BENCH_ROUNDS = 5000, 10, 50
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +153,7 @@ def _time(fn, *args):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n-train", type=int, default=5000)
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--rounds", type=int, default=50)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
@@ -161,35 +166,47 @@ def main(argv=None):
 
     d = data(args.n_train)
     _warm_up(d)
-    times = {k: [] for k in ("nf_bv", "nf_bv1", "mlx_bv", "nf_vc", "sk_vc")}
+    bv = (d, args.epochs, args.rounds)
+    sides = [
+        ("nf_bv", run_nf_bias_variance, bv),
+        ("nf_each1", run_nf_bias_variance, (*bv, 1, False)),
+        ("nf_each", run_nf_bias_variance, (*bv, -1, False)),
+        ("mlx_bv", run_mlxtend, bv),
+        ("nf_vc", run_nf_validation_curve, (d, args.epochs)),
+        ("sk_vc", run_sklearn_validation_curve, (d, args.epochs)),
+    ]
+    times = {k: [] for k, _, _ in sides}
     outs = {}
-    for _ in range(args.repeats):
-        for key, fn, fargs in (
-            ("nf_bv", run_nf_bias_variance, (d, args.epochs, args.rounds)),
-            ("nf_bv1", run_nf_bias_variance, (d, args.epochs, args.rounds, 1)),
-            ("mlx_bv", run_mlxtend, (d, args.epochs, args.rounds)),
-            ("nf_vc", run_nf_validation_curve, (d, args.epochs)),
-            ("sk_vc", run_sklearn_validation_curve, (d, args.epochs)),
-        ):
+    load = [os.getloadavg()]
+    for r in range(args.repeats):
+        for key, fn, fargs in sides[r % len(sides):] + sides[:r % len(sides)]:
             t, outs[key] = _time(fn, *fargs)
             times[key].append(t)
+    load.append(os.getloadavg())
     med = {k: statistics.median(v) for k, v in times.items()}
     blas = [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
-    print(f"cpu cores: {os.cpu_count()}, BLAS: {blas}")
+    print(f"cpu cores: {os.cpu_count()}, BLAS: {blas}, load average at start {load[0]}, "
+          f"at end {load[1]}")
     print(f"nnopt_fast {nf.__version__}, scikit-learn {sklearn.__version__}, "
           f"joblib {joblib.__version__}")
     print(f"W1 net {W1.layers}, n_train={args.n_train}, n_test={N_TEST}, epochs={args.epochs}, "
           f"rounds={args.rounds}, repeats={args.repeats} (medians, s)")
-    print(f"bias_variance:   nnopt_fast {med['nf_bv']:.2f}  mlxtend+sklearn {med['mlx_bv']:.2f}"
-          f"  ratio {med['mlx_bv'] / med['nf_bv']:.1f}x")
-    print(f"   serial (n_jobs=1): nnopt_fast {med['nf_bv1']:.2f}  ratio "
-          f"{med['mlx_bv'] / med['nf_bv1']:.1f}x (mlxtend is serial)")
+    for key, _, _ in sides:
+        print(f"   {key:9} {med[key]:7.3f}   runs: {', '.join(f'{t:.3f}' for t in times[key])}")
+    each = min(med["nf_each1"], med["nf_each"])
+    print(f"1. bias_variance vs mlxtend:         {med['mlx_bv'] / med['nf_bv']:.1f}x "
+          f"(mlxtend {med['mlx_bv']:.2f} s, nnopt_fast {med['nf_bv']:.3f} s)")
+    print(f"2. group vs one fit per task:        {each / med['nf_bv']:.1f}x (one fit per task: "
+          f"n_jobs=1 {med['nf_each1']:.2f} s, n_jobs=-1 {med['nf_each']:.2f} s)")
+    print(f"4. validation_curve vs scikit-learn: {med['sk_vc'] / med['nf_vc']:.1f}x "
+          f"(scikit-learn {med['sk_vc']:.2f} s, nnopt_fast {med['nf_vc']:.3f} s)")
     print(f"   (loss, bias, variance)  nf {np.round(outs['nf_bv'], 4).tolist()}  "
+          f"one fit per task {np.round(outs['nf_each1'], 4).tolist()}  "
           f"mlxtend {np.round(outs['mlx_bv'], 4).tolist()}")
-    print(f"validation_curve: nnopt_fast {med['nf_vc']:.2f}  sklearn {med['sk_vc']:.2f}"
-          f"  ratio {med['sk_vc'] / med['nf_vc']:.1f}x")
     print(f"   mean validation accuracy per alpha  nf {np.round(outs['nf_vc'], 3).tolist()}  "
           f"sklearn {np.round(outs['sk_vc'], 3).tolist()}")
+    assert outs["nf_bv"] == outs["nf_each1"] == outs["nf_each"], "the paths disagree"
+    return med
 
 
 if __name__ == "__main__":

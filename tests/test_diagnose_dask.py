@@ -67,3 +67,22 @@ def test_validation_curve_on_dask_equals_local(client, rng):
         remote = nf.validation_curve(est, X, labels, **kw)
     for name in ("train_scores", "validation_scores", "train_losses", "validation_losses"):
         np.testing.assert_array_equal(getattr(remote, name), getattr(local, name))
+
+
+def test_two_hundred_grouped_rounds_on_dask_equal_the_local_ones(client, rng):
+    # nnopt_fast's MLP trains its rounds as groups: under Dask, each group is one task.
+    X, y = _data(rng, 40)
+    X_test, y_test = _data(rng, 20)
+    est = nf.MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", max_iter=2, batch_size=20,
+                          learning_rate_init=0.01, random_state=0)
+    kw = dict(n_rounds=200, random_state=9, return_predictions=True)
+    local = nf.bias_variance(est, X, y, X_test, y_test, n_jobs=1, **kw)
+    with distributed.get_task_stream(client) as stream, parallel_backend("dask"):
+        remote = nf.bias_variance(est, X, y, X_test, y_test, **kw)
+    np.testing.assert_array_equal(remote.predictions, local.predictions)
+    assert (remote.expected_loss, remote.bias_squared, remote.variance, remote.intervals) == (
+        local.expected_loss, local.bias_squared, local.variance, local.intervals)
+    workers = set(client.scheduler_info()["workers"])
+    ran = [t for t in stream.data if "_fit_predict_group" in t["key"]]
+    # A few tasks of many rounds each, on the cluster's worker processes.
+    assert 1 < len(ran) < 20 and {t["worker"] for t in ran} <= workers

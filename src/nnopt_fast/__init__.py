@@ -13,6 +13,7 @@ from .train import (
     ModelCheckpoint,
     TrainingInterrupted,
     train,
+    train_many,
 )
 from .train import schedules
 
@@ -23,12 +24,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "MLPClassifier": ".estimators",
     "MLPRegressor": ".estimators",
+    "MLPEnsemble": ".estimators",
     "ScalingWarning": ".estimators",
     "FitDivergenceError": ".estimators",
     "load": ".estimators",
     "save": ".estimators",
     "ModelFileError": "._serialization",
     "bias_variance": ".diagnosis",
+    "bias_variance_curve": ".diagnosis",
     "learning_curve": ".diagnosis",
     "validation_curve": ".diagnosis",
     "diagnose": ".diagnosis",
@@ -36,9 +39,9 @@ _LAZY = {
     "load_checkpoint": ".train.checkpoint",
 }
 
-__all__ = ["MLP", "train", "History", "DivergenceError", "TrainingInterrupted", "Callback",
-           "EarlyStopping", "ModelCheckpoint", "LambdaCallback", "schedules", "backends",
-           "__version__", *_LAZY]
+__all__ = ["MLP", "train", "train_many", "History", "DivergenceError", "TrainingInterrupted",
+           "Callback", "EarlyStopping", "ModelCheckpoint", "LambdaCallback", "schedules",
+           "backends", "__version__", *_LAZY]
 
 
 def __getattr__(name):

@@ -1,6 +1,6 @@
 """pytest plugin: scikit-learn's own MLP test module, run against nnopt_fast's estimators.
 
-Loaded with ``-p nnopt_swap`` before pytest imports
+Loaded with ``-p nnopt_swap``, before pytest imports
 ``sklearn/neural_network/tests/test_mlp.py``, it replaces the module's estimators at
 their source, so the installed test module runs unchanged on nnopt_fast.
 """
@@ -22,8 +22,13 @@ NOT_YET = {
         "MLPRegressor(loss='poisson') lands with the Poisson output kernels",
 }
 
-sklearn.neural_network.MLPClassifier = nnopt_fast.MLPClassifier
-sklearn.neural_network.MLPRegressor = nnopt_fast.MLPRegressor
+
+
+def pytest_configure(config):
+    # At plugin load, not at import: the suite's own process imports PRIVATE and NOT_YET
+    # from here and must keep scikit-learn's estimators.
+    sklearn.neural_network.MLPClassifier = nnopt_fast.MLPClassifier
+    sklearn.neural_network.MLPRegressor = nnopt_fast.MLPRegressor
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,7 +2,8 @@
 
 from .advice import Diagnosis, diagnose
 from .curves import LearningCurve, ValidationCurve, learning_curve, validation_curve
-from .decomposition import BiasVariance, BiasVarianceCurve, bias_variance, bias_variance_curve
+from .decomposition import BiasVariance, bias_variance
+from .decomposition_curve import BiasVarianceCurve, bias_variance_curve
 from .plots import plot_bias_variance_curve, plot_learning_curve, plot_validation_curve
 from .steps import Step
 

@@ -1,5 +1,6 @@
 """Helpers shared by the diagnose package: seeds, one-thread fits, indexing, losses, joblib runs."""
 
+import copy
 import numbers
 import time
 import warnings
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from joblib import Parallel
 from sklearn.base import clone, is_classifier
+
+from ..estimators._group import take  # noqa: F401  (the tools' row indexing)
 
 _CONTROLLER = None
 
@@ -110,6 +113,38 @@ def prepare(estimator, params=None, seed=None, single_thread=True):
     return est
 
 
+class Clones:
+    """:func:`prepare` for the many fits of one estimator: it is cloned once, each fit
+    gets a copy of that clone (a fresh estimator with the same parameters, as a clone of
+    a clone), with its parameters and seed set. Parameters that name a nested estimator's
+    (``step__name``) or replace an estimator take :func:`prepare` itself."""
+
+    def __init__(self, estimator, single_thread=True):
+        self.estimator, self.single_thread = estimator, single_thread
+        self.proto = prepare(estimator, None, None, single_thread)
+        self.own = self.proto.get_params(deep=False)
+        leaves = [k for k in self.proto.get_params(deep=True)
+                  if k.rsplit("__", 1)[-1] == "random_state"]
+        self.flat_seed = [k for k in leaves if "__" not in k]
+        self.nested_seed = [k for k in leaves if "__" in k]
+
+    def make(self, params=None, seed=None):
+        """A fresh estimator as ``prepare(estimator, params, seed, single_thread)``."""
+        params = params or {}
+        if any(k not in self.own or hasattr(v, "get_params") or
+               hasattr(self.own[k], "get_params") for k, v in params.items()):
+            return prepare(self.estimator, params, seed, self.single_thread)
+        est = copy.deepcopy(self.proto)
+        for key, value in params.items():
+            setattr(est, key, value)
+        if seed is not None:
+            for key in self.flat_seed:
+                setattr(est, key, seed)
+            if self.nested_seed:
+                est.set_params(**{key: seed for key in self.nested_seed})
+        return est
+
+
 def _controller():
     # Building a ThreadpoolController inspects every loaded library: do it once per process.
     global _CONTROLLER
@@ -145,15 +180,6 @@ def n_samples_of(X, name="X"):
         return len(X)
     except TypeError:
         raise TypeError(f"{name} must be an array-like with a length, got {type(X).__name__}") from None
-
-
-def take(X, idx):
-    """Rows ``idx`` of ``X``: positional for DataFrames, fancy indexing otherwise."""
-    if hasattr(X, "iloc"):
-        return X.iloc[idx]
-    if isinstance(X, list):
-        return [X[i] for i in idx]
-    return X[idx]
 
 
 def as_target(y, n, name="y"):
@@ -246,12 +272,14 @@ class capture_warnings:
         return False
 
 
-def run_parallel(tasks, n_jobs, progress=False, desc=None):
+def run_parallel(tasks, n_jobs, progress=False, desc=None, grouped=False):
     """Run joblib ``delayed`` tasks in order, optionally under a tqdm progress bar.
 
     Whatever joblib backend is active (``joblib.parallel_backend("dask")`` included) runs
-    them. Each task returns ``(result, caught)``, ``caught`` being the warnings of its fit;
-    they are re-issued here once per distinct message, with the number of fits that raised it.
+    them. Each task returns ``(result, caught)``, ``caught`` being the warnings of its fit,
+    or with ``grouped`` a list of them (a task that fitted several); the results come back
+    one per fit, in order, and the warnings are re-issued here once per distinct message,
+    with the number of fits that raised it.
     """
     tasks = list(tasks)
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
@@ -261,13 +289,14 @@ def run_parallel(tasks, n_jobs, progress=False, desc=None):
 
         outputs = tqdm(outputs, total=len(tasks), desc=desc, leave=False)
     results, counts = [], {}
-    for result, caught in outputs:
-        results.append(result)
-        for key in dict.fromkeys(caught):
-            counts[key] = counts.get(key, 0) + 1
+    for output in outputs:
+        for result, caught in (output if grouped else [output]):
+            results.append(result)
+            for key in dict.fromkeys(caught):
+                counts[key] = counts.get(key, 0) + 1
     for (category, message), k in counts.items():
-        warnings.warn(fit_warning(category, f"{k} of {len(tasks)} fits: {message}", k,
-                                  len(tasks)), stacklevel=3)
+        warnings.warn(fit_warning(category, f"{k} of {len(results)} fits: {message}", k,
+                                  len(results)), stacklevel=3)
     return results
 
 

@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import delayed
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import train_test_split
@@ -21,10 +20,10 @@ from ._common import (
     fmt,
     n_samples_of,
     predicts_argmax,
-    run_parallel,
     take,
 )
-from .curves import _fit_score
+from ._group import check_group
+from .curves import score_fits
 from .decomposition import bias_variance
 from .steps import Step, bias_steps, constant_steps, variance_steps
 
@@ -171,7 +170,8 @@ def _errors(results, classifier):
 
 def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_rounds=8,
              tolerance=0.05, alpha_range=None, dropout_range=None, width_factor=4,
-             epochs_factor=3, verify=True, random_state=None, n_jobs=None, progress=False):
+             epochs_factor=3, verify=True, random_state=None, n_jobs=None, progress=False,
+             group=True):
     """Diagnose bias and variance the way the classic recipe does, and try its next steps.
 
     1. Fit on a training split; measure training and validation error and their gap.
@@ -214,9 +214,13 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
         Seeds the split, the bootstrap rounds and, when the estimator's own ``random_state``
         is None, the estimator's initialization.
     n_jobs : int or None, default=None
-        joblib's ``n_jobs`` for every batch of fits.
+        joblib's ``n_jobs`` for every batch of fits (nnopt_fast's MLPs: the threads of
+        their groups, see :func:`bias_variance`).
     progress : bool, default=False
         Show tqdm progress bars.
+    group : bool, default=True
+        Train each batch of fits of nnopt_fast's MLPs as one group (the same numbers as
+        one fit per joblib task, ``group=False``).
 
     Returns
     -------
@@ -224,6 +228,7 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
     """
     t0 = time.perf_counter()
     check_estimator(estimator)
+    group = check_group(group)
     n = n_samples_of(X)
     y = as_target(y, n)
     for name, value in (("validation_size", validation_size), ("tolerance", tolerance)):
@@ -259,10 +264,10 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
         """Errors of fits of ``model`` (default: the estimator) with ``params`` on rows
         ``tr``; ``prefix`` names the estimator inside ``model`` (its own seed key)."""
         seeds = {prefix + k: v for k, v in base.items()}
-        tasks = [delayed(_fit_score)(estimator if model is None else model,
-                                     {**seeds, **params}, X, y, tr, val_idx, scorer, labels)
-                 for params, tr in configs]
-        return _errors(run_parallel(tasks, n_jobs, progress, desc), classifier)
+        results = score_fits(estimator if model is None else model,
+                             [({**seeds, **params}, tr, val_idx) for params, tr in configs],
+                             X, y, scorer, labels, n_jobs, progress, desc, group)
+        return _errors(results, classifier)
 
     tr_err, va_err = evaluate([({}, train_idx)], "diagnose: fit")
     train_error, validation_error = float(tr_err[0]), float(va_err[0])
@@ -273,7 +278,7 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
     bv_seed = derived_int(ss, 2)
     decomposition = bias_variance(estimator, X_tr, y_tr, X_va, y_va, n_rounds=n_rounds,
                                   loss=loss, random_state=bv_seed, n_jobs=n_jobs,
-                                  progress=progress)
+                                  progress=progress, group=group)
 
     baseline = constant_baseline(y_tr, y_va, classifier, labels).error
     baseline_train = constant_baseline(y_tr, y_tr, classifier, labels).error
@@ -337,14 +342,14 @@ def diagnose(estimator, X, y, target_error=None, *, validation_size=0.25, n_roun
     if high_variance and not worse:
         vsteps, vsuggested, curves = variance_steps(
             estimator, X, y, base, evaluate, train_idx, split, validation_error, gap,
-            alpha_range, dropout_range, classifier, n_jobs, progress)
+            alpha_range, dropout_range, classifier, n_jobs, progress, group)
         steps += vsteps
         if not suggested:
             suggested = vsuggested
         if verify and vsuggested:
             after = bias_variance(clone(estimator).set_params(**vsuggested), X_tr, y_tr, X_va,
                                   y_va, n_rounds=n_rounds, loss=loss, random_state=bv_seed,
-                                  n_jobs=n_jobs, progress=progress)
+                                  n_jobs=n_jobs, progress=progress, group=group)
     if not (high_bias or high_variance or worse):
         steps.append(Step(
             "done", "bias and variance are both within tolerance: measure the error once on "

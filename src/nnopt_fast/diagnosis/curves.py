@@ -4,7 +4,6 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import delayed
 from sklearn.base import is_classifier
 from sklearn.metrics import check_scoring, log_loss
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
@@ -24,10 +23,10 @@ from ._common import (
     one_blas_thread,
     predicts_argmax,
     prepare,
-    run_parallel,
     take,
     timed_fit,
 )
+from ._group import check_group, fit_all, run_fits
 
 
 @dataclass(repr=False)
@@ -154,28 +153,55 @@ def _resolve_cv(cv, estimator, y, random_state):
     return check_cv(cv, y, classifier=is_classifier(estimator))
 
 
-def _fit_score(estimator, params, X, y, train, test, scorer, labels):
-    """Fit a fresh clone on rows ``train``; score and loss on them and on rows ``test``.
+def _scores(est, X, y, train, test, scorer, labels):
+    """``(train score, validation score, train loss, validation loss)`` of a fitted ``est``
+    on rows ``train`` and ``test``.
 
     ``scorer`` None means accuracy for classifiers known to predict the argmax of their
     probabilities: both numbers then come from one ``predict_proba`` per set.
     """
+    out = []
+    with one_blas_thread():
+        for rows in (train, test):
+            Xs, ys = take(X, rows), y[rows]
+            if scorer is None:
+                proba = full_proba(est, Xs, labels)
+                out.append((float(np.mean(labels[proba.argmax(axis=1)] == ys)),
+                             float(log_loss(ys, proba, labels=labels))))
+            else:
+                out.append((float(scorer(est, Xs, ys)), model_loss(est, Xs, ys, labels)))
+    (s_tr, l_tr), (s_te, l_te) = out
+    return s_tr, s_te, l_tr, l_te
+
+
+def _fit_score(estimator, item, X, y, scorer, labels):
+    """Fit a fresh clone with ``item = (params, train, test)`` on rows ``train``; score
+    and loss on them and on rows ``test``, and the fit's seconds."""
+    params, train, test = item
     caught = []
     with capture_warnings(caught):
         est = prepare(estimator, params)
-        X_tr, y_tr, X_te, y_te = take(X, train), y[train], take(X, test), y[test]
-        fit_time = timed_fit(est, X_tr, y_tr)
-        out = []
-        with one_blas_thread():
-            for Xs, ys in ((X_tr, y_tr), (X_te, y_te)):
-                if scorer is None:
-                    proba = full_proba(est, Xs, labels)
-                    out.append((float(np.mean(labels[proba.argmax(axis=1)] == ys)),
-                                float(log_loss(ys, proba, labels=labels))))
-                else:
-                    out.append((float(scorer(est, Xs, ys)), model_loss(est, Xs, ys, labels)))
-    (s_tr, l_tr), (s_te, l_te) = out
-    return (s_tr, s_te, l_tr, l_te, fit_time), caught
+        fit_time = timed_fit(est, take(X, train), y[train])
+        scores = _scores(est, X, y, train, test, scorer, labels)
+    return (*scores, fit_time), caught
+
+
+def _fit_score_group(estimator, items, X, y, scorer, labels, n_threads):
+    """The fits ``items`` (see :func:`_fit_score`) as one group."""
+    fits = [(params, train, None) for params, train, _ in items]
+    out = []
+    for (est, seconds, caught), (_, train, test) in zip(
+            fit_all(estimator, fits, X, y, n_threads), items):
+        with capture_warnings(caught):
+            out.append(((*_scores(est, X, y, train, test, scorer, labels), seconds), caught))
+    return out
+
+
+def score_fits(estimator, items, X, y, scorer, labels, n_jobs, progress, desc, group=True):
+    """``(train score, validation score, train loss, validation loss, seconds)`` of a fit
+    per ``(params, train, test)`` of ``items``, nnopt_fast's MLPs as a group."""
+    return run_fits(estimator, list(items), _fit_score, _fit_score_group,
+                    (X, y, scorer, labels), n_jobs, progress, desc, group)
 
 
 def _prepare_inputs(estimator, X, y, scoring):
@@ -212,7 +238,8 @@ def _reshape(results, n_points, n_splits):
 
 
 def learning_curve(estimator, X, y, train_sizes=(0.1, 0.325, 0.55, 0.775, 1.0), cv=5,
-                   n_jobs=None, random_state=None, *, scoring=None, progress=False):
+                   n_jobs=None, random_state=None, *, scoring=None, progress=False,
+                   group=True):
     """Scores and losses on growing training subsets, with every fit in parallel.
 
     For each CV split and each size n_k, a clone is fitted on the first n_k rows of the
@@ -229,7 +256,10 @@ def learning_curve(estimator, X, y, train_sizes=(0.1, 0.325, 0.55, 0.775, 1.0), 
     cv : int, cross-validation splitter or iterable of (train, test) index arrays, default=5
         An int gives StratifiedKFold for classifiers and KFold otherwise.
     n_jobs : int or None, default=None
-        joblib's ``n_jobs``; any joblib backend runs the fits (Dask included).
+        joblib's ``n_jobs``; any joblib backend runs the fits (Dask included). The fits
+        of nnopt_fast's MLPs train as one group (each subset being its rows of X), on
+        ``n_jobs`` threads of this process under joblib's local backends (None: every
+        core), as joblib tasks of groups under the others.
     random_state : None, int or numpy.random.SeedSequence, default=None
         If given, shuffles the folds of an int ``cv`` and the training rows before the
         subsets are taken. The estimator's own ``random_state`` is left as it is.
@@ -237,6 +267,9 @@ def learning_curve(estimator, X, y, train_sizes=(0.1, 0.325, 0.55, 0.775, 1.0), 
         scikit-learn scoring; None uses the estimator's ``score`` (accuracy / R²).
     progress : bool, default=False
         Show a tqdm progress bar.
+    group : bool, default=True
+        Train the fits of nnopt_fast's MLPs as one group: the same numbers as fitting
+        one clone per joblib task (``group=False``, the path of other estimators), faster.
 
     Returns
     -------
@@ -259,11 +292,9 @@ def learning_curve(estimator, X, y, train_sizes=(0.1, 0.325, 0.55, 0.775, 1.0), 
     if random_state is not None:
         rng = np.random.default_rng(derived_int(as_seed_sequence(random_state), 1))
         splits = [(rng.permutation(tr), te) for tr, te in splits]
-    tasks = [
-        delayed(_fit_score)(estimator, None, X, y, tr[:m], te, scorer, labels)
-        for m in sizes for tr, te in splits
-    ]
-    results = run_parallel(tasks, n_jobs, progress, desc="learning curve")
+    results = score_fits(estimator, [(None, tr[:m], te) for m in sizes for tr, te in splits],
+                         X, y, scorer, labels, n_jobs, progress, "learning curve",
+                         check_group(group))
     ts, vs, tl, vl, ft = _reshape(results, len(sizes), len(splits))
     base_loss, base_score = _baselines(estimator, splits, y, labels, score_name)
     return LearningCurve(train_scores=ts, validation_scores=vs, train_losses=tl,
@@ -273,7 +304,7 @@ def learning_curve(estimator, X, y, train_sizes=(0.1, 0.325, 0.55, 0.775, 1.0), 
 
 
 def validation_curve(estimator, X, y, param_name, param_range, cv=5, n_jobs=None, *,
-                     scoring=None, random_state=None, progress=False):
+                     scoring=None, random_state=None, progress=False, group=True):
     """Scores and losses for every value of one constructor parameter, fitted in parallel.
 
     Parameters
@@ -288,7 +319,8 @@ def validation_curve(estimator, X, y, param_name, param_range, cv=5, n_jobs=None
         The values, kept as given (a list of tuples for ``hidden_layer_sizes``).
     cv : int, cross-validation splitter or iterable of (train, test) index arrays, default=5
     n_jobs : int or None, default=None
-        joblib's ``n_jobs``; any joblib backend runs the fits (Dask included).
+        joblib's ``n_jobs``; any joblib backend runs the fits (Dask included), and the
+        fits of nnopt_fast's MLPs train as one group (see :func:`learning_curve`).
     scoring : str, callable or None, default=None
         scikit-learn scoring; None uses the estimator's ``score``.
     random_state : None, int or numpy.random.SeedSequence, default=None
@@ -296,6 +328,9 @@ def validation_curve(estimator, X, y, param_name, param_range, cv=5, n_jobs=None
         left as it is: fix it to compare values on equal terms.
     progress : bool, default=False
         Show a tqdm progress bar.
+    group : bool, default=True
+        As in :func:`learning_curve`. Any parameter may vary, the architecture too
+        (``hidden_layer_sizes``): every model of a group has its own plan.
 
     Returns
     -------
@@ -311,11 +346,9 @@ def validation_curve(estimator, X, y, param_name, param_range, cv=5, n_jobs=None
     if not param_range:
         raise ValueError("param_range must hold at least one value")
     splits = list(_resolve_cv(cv, estimator, y, random_state).split(np.zeros((n, 1)), y))
-    tasks = [
-        delayed(_fit_score)(estimator, {param_name: v}, X, y, tr, te, scorer, labels)
-        for v in param_range for tr, te in splits
-    ]
-    results = run_parallel(tasks, n_jobs, progress, desc=f"validation curve ({param_name})")
+    results = score_fits(estimator, [({param_name: v}, tr, te) for v in param_range
+                                     for tr, te in splits], X, y, scorer, labels, n_jobs,
+                         progress, f"validation curve ({param_name})", check_group(group))
     ts, vs, tl, vl, ft = _reshape(results, len(param_range), len(splits))
     base_loss, base_score = _baselines(estimator, splits, y, labels, score_name)
     return ValidationCurve(train_scores=ts, validation_scores=vs, train_losses=tl,

@@ -87,7 +87,7 @@ def bias_steps(estimator, evaluate, train_idx, train_error, width_factor, epochs
 
 
 def variance_steps(estimator, X, y, base, evaluate, train_idx, split, validation_error, gap,
-                    alpha_range, dropout_range, classifier, n_jobs, progress):
+                    alpha_range, dropout_range, classifier, n_jobs, progress, group=True):
     """More data, regularization (best alpha / dropout by a validation curve), new architecture."""
     steps = []
     half = train_idx[: max(2, len(train_idx) // 2)]
@@ -112,7 +112,7 @@ def variance_steps(estimator, X, y, base, evaluate, train_idx, split, validation
         try:
             vc = validation_curve(estimator_b, X, y, name, values, cv=split, n_jobs=n_jobs,
                                   scoring="accuracy" if classifier else None,
-                                  progress=progress)
+                                  progress=progress, group=group)
         except (ValueError, TypeError) as exc:
             # e.g. dropout with an lbfgs solver: report it and go on with the other sweeps.
             skipped.append(f"{name} not tried ({' '.join(str(exc).split())[:120]})")

@@ -28,6 +28,7 @@ from ._stochastic import STOCHASTIC_SOLVERS, fit_stochastic
 #: job (parameter validation as scikit-learn's own estimators and its estimator checks
 #: expect it); pyproject.toml bounds scikit-learn above to the releases tested with them.
 SKLEARN_PRIVATE_API = (
+    "sklearn.utils._param_validation.HasMethods",
     "sklearn.utils._param_validation.Interval",
     "sklearn.utils._param_validation.Options",
     "sklearn.utils._param_validation.StrOptions",

@@ -144,3 +144,25 @@ cdef extern from "nn_fused.h" nogil:
     void nn_l1_prox_f64(double *W, Py_ssize_t n, double thr)
     void nn_penalty_sums_f32(const float *W, Py_ssize_t n, double *s2, double *s1)
     void nn_penalty_sums_f64(const double *W, Py_ssize_t n, double *s2, double *s1)
+
+cdef extern from "nn_group.h" nogil:
+    ctypedef struct nn_job_f32:
+        const nn_plan *plan
+        nn_state_f32 state
+        nn_data_f32 data
+        nn_epoch epoch
+        float *work
+        nn_result result
+        int status
+        double seconds
+    ctypedef struct nn_job_f64:
+        const nn_plan *plan
+        nn_state_f64 state
+        nn_data_f64 data
+        nn_epoch epoch
+        double *work
+        nn_result result
+        int status
+        double seconds
+    void nn_group_serial_f32(nn_job_f32 *jobs, Py_ssize_t n_jobs)
+    void nn_group_serial_f64(nn_job_f64 *jobs, Py_ssize_t n_jobs)

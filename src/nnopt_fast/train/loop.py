@@ -111,6 +111,105 @@ def zero_weight_error(err, epoch):
                       "Use larger batches, or fewer zero weights.")
 
 
+class EpochDriver:
+    """One model's epochs around its backend's ``run_epoch``: the per-epoch logic of the
+    epoch driver, which :func:`run_epochs` runs for one model and
+    :func:`nnopt_fast.train.group.run_group` for many at once.
+
+    An epoch is :meth:`start` (its sample order and rate), the backend's epoch, then
+    :meth:`finish` with what the epoch returned, or :meth:`abort` if it raised. The
+    parameters are those of :func:`run_epochs`, with ``n_samples`` the rows per epoch
+    and ``rows`` the model's rows of X (an index set, repeats allowed; None: all of X):
+    ``order`` then indexes ``rows``, and the epoch runs on ``rows[order]``.
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs started.
+    losses : list of float
+        The loss of every epoch finished.
+    done : bool
+        Whether training is over (every epoch run, or a stop).
+    """
+
+    def __init__(self, cfg, state, n_samples, *, epochs, lr, rng=None, shuffle=True,
+                 on_epoch=None, reorder=None, stopping=None, data_div=1.0,
+                 before_epoch=None, rows=None):
+        self.cfg, self.state, self.m, self.epochs = cfg, state, int(n_samples), epochs
+        self.schedule = lr if is_schedule(lr) else Constant(lr)
+        if reorder is None:
+            m = self.m
+            if shuffle:
+                def reorder(order):
+                    return rng.permutation(m).astype(np.int64)
+            else:
+                def reorder(order):
+                    return order
+        self.reorder, self.on_epoch, self.stopping = reorder, on_epoch, stopping
+        self.data_div, self.before_epoch, self.rows = data_div, before_epoch, rows
+        self.order = np.arange(self.m, dtype=np.int64)
+        self.epoch, self.losses, self.stopped = 0, [], False
+        self.rate = self._snap = None
+
+    @property
+    def done(self):
+        return self.stopped or self.epoch >= self.epochs
+
+    def start(self):
+        """Begin the next epoch: ``(perm, rate)``, the rows of X it runs in order and
+        its learning rate."""
+        self.epoch += 1
+        if self.before_epoch is not None:
+            self.before_epoch(self.epoch)
+        self.order = self.reorder(self.order)
+        self._snap = self.state.snapshot(into=self._snap)
+        self.rate = self.schedule.rate
+        return (self.order if self.rows is None else self.rows[self.order]), self.rate
+
+    def abort(self, err=None):
+        """The epoch raised ``err`` (or was interrupted): restore the state of its start;
+        returns the error to raise (a ZeroDivisionError becomes the ValueError of
+        :func:`zero_weight_error`)."""
+        self.state.restore(self._snap)
+        self.stopped = True
+        if isinstance(err, ZeroDivisionError):
+            return zero_weight_error(err, self.epoch)
+        return err
+
+    def finish(self, out, seconds):
+        """End the epoch that returned ``out`` (``run_epoch``'s ``(data_loss, penalty,
+        n_steps, status)``) in ``seconds``: record its loss, step the schedule, call
+        ``on_epoch`` and the stopping rule. Returns :attr:`done`.
+
+        Raises
+        ------
+        DivergenceError
+            Non-finite loss or weights, after restoring the state of the epoch's start.
+        """
+        data, pen, n_steps, status = out[:4]
+        state, m = self.state, self.m
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = (data / self.data_div + pen) / m
+        if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
+            state.restore(self._snap)
+            self.stopped = True
+            # A kernel that stops at a divergence returns partial sums, not a loss.
+            raise DivergenceError(self.epoch, self.rate,
+                                  loss=loss if status == 0 else np.nan)
+        state.step += n_steps
+        state.t += n_steps
+        self.losses.append(loss)
+        self.schedule.epoch_end(m)
+        stop = self.on_epoch is not None and self.on_epoch(self.epoch, loss, seconds)
+        stopping = self.stopping
+        if stopping is not None:
+            stopping.update(loss)
+        if stopping is not None and stopping.exhausted and stopping.settle(self.schedule):
+            stop = True
+        self.stopped = bool(stop)
+        return self.done
+
+
 def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng=None, shuffle=True,
                on_epoch=None, reorder=None, stopping=None, data_div=1.0, before_epoch=None):
     """Run up to ``epochs`` epochs of ``backend``: the one epoch driver.
@@ -160,54 +259,29 @@ def run_epochs(backend, cfg, state, X, T, sw, *, epochs, lr, rng=None, shuffle=T
     KeyboardInterrupt
         Also after restoring the state of the start of the interrupted epoch.
     """
-    m = X.shape[0]
-    schedule = lr if is_schedule(lr) else Constant(lr)
-    if reorder is None:
-        if shuffle:
-            def reorder(order):
-                return rng.permutation(m).astype(np.int64)
-        else:
-            def reorder(order):
-                return order
-    order = np.arange(m, dtype=np.int64)
-    losses = []
-    snap = None
+    driver = EpochDriver(cfg, state, X.shape[0], epochs=epochs, lr=lr, rng=rng,
+                         shuffle=shuffle, on_epoch=on_epoch, reorder=reorder,
+                         stopping=stopping, data_div=data_div, before_epoch=before_epoch)
+    return run_driver(backend, driver, X, T, sw)
+
+
+def run_driver(backend, driver, X, T, sw):
+    """Run the epochs of ``driver`` (an :class:`EpochDriver`) on ``backend`` to their end,
+    in this thread; returns their losses. See :func:`run_epochs`."""
+    state = driver.state
     # BLAS, OpenMP and Numba threads for this run; restored on exit, also on errors.
-    with thread_budget(cfg, backend, m) as cfg:
-        for epoch in range(1, epochs + 1):
-            if before_epoch is not None:
-                before_epoch(epoch)
-            order = reorder(order)
-            snap = state.snapshot(into=snap)
-            rate = schedule.rate
+    with thread_budget(driver.cfg, backend, driver.m) as cfg:
+        while not driver.done:
+            perm, rate = driver.start()
             t0 = time.perf_counter()
             # Overflow on the way to a divergence is reported once, by DivergenceError below.
             try:
                 with np.errstate(over="ignore", invalid="ignore"):
-                    data, pen, n_steps, status = backend.run_epoch(cfg, state, X, T, sw, order,
-                                                                   rate, state.step)
+                    out = backend.run_epoch(cfg, state, X, T, sw, perm, rate, state.step)
             except ZeroDivisionError as err:
-                state.restore(snap)
-                raise zero_weight_error(err, epoch) from err
+                raise driver.abort(err) from err
             except KeyboardInterrupt:
-                state.restore(snap)
+                driver.abort()
                 raise
-            secs = time.perf_counter() - t0
-            with np.errstate(over="ignore", invalid="ignore"):
-                loss = (data / data_div + pen) / m
-            if status != 0 or not np.isfinite(loss) or not np.isfinite(state.params).all():
-                state.restore(snap)
-                # A kernel that stops at a divergence returns partial sums, not a loss.
-                raise DivergenceError(epoch, rate, loss=loss if status == 0 else np.nan)
-            state.step += n_steps
-            state.t += n_steps
-            losses.append(loss)
-            schedule.epoch_end(m)
-            stop = on_epoch is not None and on_epoch(epoch, loss, secs)
-            if stopping is not None:
-                stopping.update(loss)
-            if stopping is not None and stopping.exhausted and stopping.settle(schedule):
-                stop = True
-            if stop:
-                break
-    return losses
+            driver.finish(out, time.perf_counter() - t0)
+    return driver.losses

@@ -1,5 +1,6 @@
 """``nf.train``: the epoch driver with validation, schedules, callbacks, resuming and progress."""
 
+import contextlib
 import copy
 import os
 
@@ -15,7 +16,7 @@ from .progress import progress
 from .schedules import Constant, is_schedule
 from .state import ResumeState, TrainState
 
-__all__ = ["train", "TrainingInterrupted"]
+__all__ = ["train", "TrainingInterrupted", "RunSetup", "check_net"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -186,79 +187,92 @@ def train(net, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", momentu
         interrupted epoch; the exception's ``history`` holds the epochs completed and
         ``history.state`` resumes from there. Callbacks' ``on_train_end`` is not called.
     """
-    from ..model.mlp import MLP
-
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an nnopt_fast.MLP, got {type(net).__name__}")
+    check_net(net)
     epochs = check_scalar(epochs, "epochs", kind="int", low=1)
-    schedule = _check_lr(lr)
-    hooks = as_callbacks(callbacks)
-    resume = _resume_from(state, net, optimizer)
+    setup = RunSetup(net, lr, callbacks, state, optimizer)
     data = check_training_data(net, X, y, sample_weight=sample_weight,
                                class_weight=class_weight, X_val=X_val, y_val=y_val,
                                validation_split=validation_split)
-    m = data.X.shape[0]
-    rng = resume.make_rng() if resume is not None else np.random.default_rng(random_state)
-    seed = resume.dropout_seed if resume is not None else int(rng.integers(0, 2**63 - 1))
-    cfg = make_config(net, batch_size=batch_size, n_samples=m, optimizer=optimizer,
-                      momentum=momentum, beta1=beta1, beta2=beta2, epsilon=epsilon, l2=l2,
-                      l1=l1, l1_method=l1_method, dropout=dropout, seed=seed,
-                      n_threads=n_threads, parallel=parallel, thread_mode=thread_mode)
     be = get_backend(backend)
-    live = TrainState(net, cfg)
-    if resume is not None:
-        resume.load_into(live)
-        if resume.schedule is not None and resume.schedule["class"] == type(schedule).__name__:
-            schedule.set_state(resume.schedule["state"])
-    keys = ["loss", *(["score"] if train_score else []),
-            *(["val_loss", "val_score"] if data.X_val is not None else []), "lr", "epoch_time"]
-    hist = History(getattr(be, "BACKEND_NAME", backend), keys)
-    schedule.train_begin(hist.history)
-    run = _Run(net, data, hist, hooks, schedule, rng, live, cfg,
-               resume.epoch if resume is not None else 0, shuffle)
-    bar = progress(epochs, verbose, run.first_epoch + 1)
-    run.report = bar
-    hist._snapshot = run.snapshot
-    try:
-        for cb in hooks:
-            cb.on_train_begin(net, hist)
-        run_epochs(be, cfg, live, data.X, data.T, data.sw, epochs=epochs, lr=schedule,
-                   reorder=run.reorder, before_epoch=run.epoch_begin, on_epoch=run.epoch_end)
-        for cb in hooks:
-            cb.on_train_end(net, hist)
-    except KeyboardInterrupt:
-        run.freeze()
-        raise TrainingInterrupted(hist) from None
-    except DivergenceError as err:
-        run.freeze()
-        err.history = hist
-        raise
-    finally:
-        bar(None, None)
-        run.freeze()
-    return hist
+    run = setup.start(data, be, backend, random_state=random_state, shuffle=shuffle,
+                      train_score=train_score,
+                      config=dict(batch_size=batch_size, optimizer=optimizer,
+                                  momentum=momentum, beta1=beta1, beta2=beta2,
+                                  epsilon=epsilon, l2=l2, l1=l1, l1_method=l1_method,
+                                  dropout=dropout, n_threads=n_threads, parallel=parallel,
+                                  thread_mode=thread_mode))
+    run.report = progress(epochs, verbose, run.first_epoch + 1)
+    with run.training():
+        run_epochs(be, run.cfg, run.live, data.X, data.T, data.sw, epochs=epochs,
+                   lr=run.schedule, reorder=run.reorder, before_epoch=run.epoch_begin,
+                   on_epoch=run.epoch_end)
+    return run.hist
+
+
+def check_net(net, name="net"):
+    """Raise TypeError unless ``net`` is an :class:`nnopt_fast.MLP`."""
+    from ..model.mlp import MLP
+
+    if not isinstance(net, MLP):
+        raise TypeError(f"{name} must be an nnopt_fast.MLP, got {type(net).__name__}")
+
+
+class RunSetup:
+    """The arguments of a run checked before its data: the learning rate (a private
+    schedule), the callbacks and the state to resume from."""
+
+    def __init__(self, net, lr, callbacks, state, optimizer):
+        self.net = net
+        self.schedule = _check_lr(lr)
+        self.hooks = as_callbacks(callbacks)
+        self.resume = _resume_from(state, net, optimizer)
+
+    def start(self, data, be, backend, *, random_state, shuffle, train_score, config,
+              rows=None):
+        """The :class:`_Run` of this model on ``data`` (its rows ``rows`` of it, or all),
+        with the hyper-parameters ``config`` (:func:`make_config`'s keywords)."""
+        net, resume, schedule = self.net, self.resume, self.schedule
+        m = data.X.shape[0] if rows is None else len(rows)
+        rng = resume.make_rng() if resume is not None else np.random.default_rng(random_state)
+        seed = resume.dropout_seed if resume is not None else int(rng.integers(0, 2**63 - 1))
+        cfg = make_config(net, n_samples=m, seed=seed, **config)
+        live = TrainState(net, cfg)
+        if resume is not None:
+            resume.load_into(live)
+            if (resume.schedule is not None
+                    and resume.schedule["class"] == type(schedule).__name__):
+                schedule.set_state(resume.schedule["state"])
+        keys = ["loss", *(["score"] if train_score else []),
+                *(["val_loss", "val_score"] if data.X_val is not None else []), "lr",
+                "epoch_time"]
+        hist = History(getattr(be, "BACKEND_NAME", backend), keys)
+        schedule.train_begin(hist.history)
+        run = _Run(net, data, hist, self.hooks, schedule, rng, live, cfg,
+                   resume.epoch if resume is not None else 0, shuffle, rows)
+        hist._snapshot = run.snapshot
+        return run
 
 
 class _Run:
     """The bookkeeping of one ``nf.train`` call around the epoch driver's hooks."""
 
     def __init__(self, net, data, hist, hooks, schedule, rng, live, cfg, first_epoch,
-                 shuffle):
+                 shuffle, rows=None):
         self.net, self.data, self.hist, self.hooks = net, data, hist, hooks
         self.schedule, self.rng, self.live, self.cfg = schedule, rng, live, cfg
-        self.first_epoch, self.shuffle = first_epoch, shuffle
+        self.first_epoch, self.shuffle, self.rows = first_epoch, shuffle, rows
         # Epochs the driver started and finished, and the generator's state before the
         # last start's draw: an epoch interrupted in the kernel resumes from that draw.
         self.started = self.finished = 0
         self.rng_before = rng.bit_generator.state
         self.rate = schedule.rate
-        self.report = None
+        self.report = lambda epoch, record: None
 
     def reorder(self, order):
         self.rng_before = self.rng.bit_generator.state
         self.started += 1
         if self.shuffle:
-            return self.rng.permutation(order.size).astype(np.int64)
+            return self.rng.permutation(order.size).astype(np.int64, copy=False)
         return order
 
     def epoch_begin(self, epoch):
@@ -272,7 +286,8 @@ class _Run:
         net, data = self.net, self.data
         record = {"loss": loss, "lr": self.rate, "epoch_time": seconds}
         if "score" in self.hist.history:
-            record["score"] = score(net, data.X, data.T)
+            rows = slice(None) if self.rows is None else self.rows
+            record["score"] = score(net, data.X[rows], data.T[rows])
         if data.X_val is not None:
             with np.errstate(over="ignore", invalid="ignore"):
                 record["val_loss"] = net.loss(data.X_val, data.y_val)
@@ -293,6 +308,35 @@ class _Run:
         rng_state = self.rng_before if interrupted else self.rng.bit_generator.state
         return ResumeState.capture(self.live, self.cfg, rng_state,
                                    self.first_epoch + self.finished, self.schedule)
+
+    @contextlib.contextmanager
+    def training(self):
+        """The callbacks' ``on_train_begin`` and ``on_train_end`` around the epochs; on
+        the way out, also on errors, the final state goes into the history and the
+        reporter closes. A Ctrl-C becomes :class:`TrainingInterrupted`, a divergence's
+        error gets the history."""
+        try:
+            self.train_begin()
+            yield self
+            self.train_end()
+        except KeyboardInterrupt:
+            self.freeze()
+            raise TrainingInterrupted(self.hist) from None
+        except DivergenceError as err:
+            self.freeze()
+            err.history = self.hist
+            raise
+        finally:
+            self.report(None, None)
+            self.freeze()
+
+    def train_begin(self):
+        for cb in self.hooks:
+            cb.on_train_begin(self.net, self.hist)
+
+    def train_end(self):
+        for cb in self.hooks:
+            cb.on_train_end(self.net, self.hist)
 
     def freeze(self):
         """Keep the final state in the history and stop following the live run."""
