@@ -53,41 +53,31 @@ def is_csr(data):
     return data.csr.indptr.shape[0] > 0
 
 
+@jit(helper=True, inline=True)
+def _add_scaled(v, x, y):
+    """``y <- y + v x``, in place."""
+    for j in range(y.shape[0]):
+        y[j] = y[j] + v * x[j]
+
+
 @jit(helper=True)
 def csr_forward(csr, idx, W, out):
     """``out = X[idx] W`` for CSR rows: each row sums its non-zeros' rows of W, in order."""
-    n_out = W.shape[1]
-    zero = out.dtype.type(0)
+    out[:, :] = 0
     for i in range(idx.shape[0]):
-        o = out[i]
-        for j in range(n_out):
-            o[j] = zero
         r = idx[i]
         for p in range(csr.indptr[r], csr.indptr[r + 1]):
-            v = csr.data[p]
-            w = W[csr.indices[p]]
-            for j in range(n_out):
-                o[j] = o[j] + v * w[j]
+            _add_scaled(csr.data[p], W[csr.indices[p]], out[i])
 
 
 @jit(helper=True)
 def csr_backward(csr, idx, dZ, s, dW, db):
     """``dW = (X[idx]^T dZ) s``, each non-zero scattering into its column's row of dW (the
     other rows are 0), and ``db = s sum(dZ)``."""
-    n_in, n_out = dW.shape
-    zero = dW.dtype.type(0)
-    for a in range(n_in):
-        for j in range(n_out):
-            dW[a, j] = zero
+    dW[:, :] = 0
     for i in range(idx.shape[0]):
-        d = dZ[i]
         r = idx[i]
         for p in range(csr.indptr[r], csr.indptr[r + 1]):
-            v = csr.data[p]
-            g = dW[csr.indices[p]]
-            for j in range(n_out):
-                g[j] = g[j] + v * d[j]
-    for a in range(n_in):
-        for j in range(n_out):
-            dW[a, j] = dW[a, j] * s
+            _add_scaled(csr.data[p], dZ[i], dW[csr.indices[p]])
+    dW *= s
     column_sums(dZ, s, db)
