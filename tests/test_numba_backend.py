@@ -407,13 +407,11 @@ def test_numba_only_install_runs_the_threaded_epoch(rng):
 def test_run_epoch_rejects_x_of_another_dtype(n_threads):
     import dataclasses
 
-    from nnopt_fast.kernels import numba_backend
-
     net = nf.MLP((4, 5, 3), random_state=0, dtype=np.float32)
     cfg = dataclasses.replace(make_config(net, batch_size=8, n_samples=16),
                               n_threads=n_threads)
     state = TrainState(net, cfg)
     X = np.zeros((16, 4))                       # float64 for a float32 model
     with pytest.raises(TypeError, match="run_epoch: X must be float32, got float64"):
-        numba_backend.run_epoch(cfg, state, X, np.zeros(16, np.int64), None,
-                                np.arange(16, dtype=np.int64), 0.1, 0)
+        nb.run_epoch(cfg, state, X, np.zeros(16, np.int64), None,
+                     np.arange(16, dtype=np.int64), 0.1, 0)
