@@ -2,9 +2,11 @@
 
 Modules by role: :mod:`.scalar` (codes, activations, the dropout hash), :mod:`.rows`
 (row and elementwise kernels), :mod:`.updates` (per-step coefficients, optimizers,
-penalties), :mod:`.step` (workspace views and the batch step), :mod:`.barrier` (atomics
-and the barrier of the threaded epochs), :mod:`.workers` (the compiled epochs),
-:mod:`.driver` (their buffers and thread teams) and :mod:`.bodies` (the single kernels).
+penalties), :mod:`.sparse` (the first layer on a sparse X's non-zeros), :mod:`.step`
+(workspace views and the batch step), :mod:`.barrier` (atomics and the barrier of the
+threaded epochs), :mod:`.borrow` (the epochs' arrays without reference counting),
+:mod:`.workers` (the compiled epochs), :mod:`.driver` (their buffers and thread teams)
+and :mod:`.bodies` (the single kernels).
 """
 
 import numba
