@@ -14,7 +14,7 @@ cnp.import_array()
 
 cdef extern from "nn_step.h" nogil:
     int NN_ACT_IDENTITY, NN_ACT_TANH, NN_ACT_RELU, NN_ACT_LOGISTIC
-    int NN_OUT_SOFTMAX, NN_OUT_LOGISTIC, NN_OUT_IDENTITY
+    int NN_OUT_SOFTMAX, NN_OUT_LOGISTIC, NN_OUT_IDENTITY, NN_OUT_EXP
     int NN_OPT_SGD, NN_OPT_MOMENTUM, NN_OPT_NESTEROV, NN_OPT_ADAM
     int NN_STATUS_OK, NN_STATUS_NONFINITE, NN_STATUS_ZERO_WEIGHT, NN_STATUS_INTERRUPTED
     int NN_LAYOUT_ROWS, NN_LAYOUT_FEATURES
@@ -158,7 +158,7 @@ def codes():
         "ACTIVATIONS": {"identity": NN_ACT_IDENTITY, "tanh": NN_ACT_TANH, "relu": NN_ACT_RELU,
                         "logistic": NN_ACT_LOGISTIC},
         "OUTPUTS": {"softmax": NN_OUT_SOFTMAX, "logistic": NN_OUT_LOGISTIC,
-                    "identity": NN_OUT_IDENTITY},
+                    "identity": NN_OUT_IDENTITY, "exp": NN_OUT_EXP},
         "OPTIMIZERS": {"sgd": NN_OPT_SGD, "momentum": NN_OPT_MOMENTUM,
                        "nesterov": NN_OPT_NESTEROV, "adam": NN_OPT_ADAM},
         "STATUS": {"ok": NN_STATUS_OK, "nonfinite": NN_STATUS_NONFINITE,
