@@ -17,6 +17,7 @@
 #define NN_OUT_SOFTMAX 0
 #define NN_OUT_LOGISTIC 1
 #define NN_OUT_IDENTITY 2
+#define NN_OUT_EXP 3
 
 /* Optimizers (codes.OPTIMIZERS). */
 #define NN_OPT_SGD 0

@@ -79,6 +79,12 @@ double nn_logistic_xent_f64(double *dZ, const double *Z, const double *b, const 
 double nn_squared_error_f32(float *dZ, const float *Z, const float *b, const float *Y,
                             const int64_t *idx, const float *sw, ptrdiff_t n_rows,
                             ptrdiff_t n_cols);
+double nn_poisson_deviance_f32(float *dZ, const float *Z, const float *b, const float *Y,
+                               const int64_t *idx, const float *sw, ptrdiff_t n_rows,
+                               ptrdiff_t n_cols);
+double nn_poisson_deviance_f64(double *dZ, const double *Z, const double *b, const double *Y,
+                               const int64_t *idx, const double *sw, ptrdiff_t n_rows,
+                               ptrdiff_t n_cols);
 double nn_squared_error_f64(double *dZ, const double *Z, const double *b, const double *Y,
                             const int64_t *idx, const double *sw, ptrdiff_t n_rows,
                             ptrdiff_t n_cols);

@@ -178,12 +178,50 @@ NN_CLONES double NN_S(nn_squared_error)(NN_T *dZ, const NN_T *Z, const NN_T *b, 
     return total;
 }
 
-#undef NN_ROW
 
+
+/* Y log Y in double, 0 at Y = 0 (the deviance's constant; Y >= 0). */
+NN_INLINE double NN_S(nn_ylogy)(double y)
+{
+    return y > 0.0 ? y * nn_log_f64(y > 0.0 ? y : 1.0) : 0.0;
+}
+
+NN_CLONES double NN_S(nn_poisson_deviance)(NN_T *dZ, const NN_T *Z, const NN_T *b,
+                                           const NN_T *Y, const int64_t *idx, const NN_T *sw,
+                                           ptrdiff_t n_rows, ptrdiff_t n_cols)
+{
+    /* reference.poisson_deviance: P = exp(Z + b), L = sum_k (Y log Y - Y Z - Y + P). */
+    double total = 0.0;
+    for (ptrdiff_t i = 0; i < n_rows; i++) {
+        const NN_T *z = Z + i * n_cols;
+        NN_T *g = dZ + i * n_cols;
+        const int64_t r = NN_ROW(idx, i);
+        const NN_T *yr = Y + r * n_cols;
+        double L = 0.0;
+        for (ptrdiff_t j = 0; j < n_cols; j++) {
+            const NN_T zj = b ? z[j] + b[j] : z[j];
+            const NN_T p = NN_EXPV(zj);
+            const double y64 = (double)yr[j];
+            L += NN_S(nn_ylogy)(y64) - y64 * (double)zj - y64 + (double)p;
+            g[j] = p - yr[j];
+        }
+        if (sw) {
+            const NN_T w = sw[r];
+            for (ptrdiff_t j = 0; j < n_cols; j++)
+                g[j] *= w;
+            L = L * (double)w;
+        }
+        total += L;
+    }
+    return total;
+}
+
+#undef NN_ROW
 
 NN_CLONES void NN_S(nn_output_activation)(int output, NN_T *Z, ptrdiff_t n_rows, ptrdiff_t n_cols)
 {
-    /* reference.output_activation: softmax (max-shifted, row by row), logistic, identity. */
+    /* reference.output_activation: softmax (max-shifted, row by row), logistic, identity,
+     * exp. */
     if (output == NN_OUT_SOFTMAX) {
         for (ptrdiff_t i = 0; i < n_rows; i++) {
             NN_T *z = Z + i * n_cols, zmax = z[0], sum = 0;
@@ -200,5 +238,9 @@ NN_CLONES void NN_S(nn_output_activation)(int output, NN_T *Z, ptrdiff_t n_rows,
         const ptrdiff_t n = n_rows * n_cols;
         for (ptrdiff_t i = 0; i < n; i++)
             Z[i] = (NN_T)1 / ((NN_T)1 + NN_EXPV(-Z[i]));
+    } else if (output == NN_OUT_EXP) {
+        const ptrdiff_t n = n_rows * n_cols;
+        for (ptrdiff_t i = 0; i < n; i++)
+            Z[i] = NN_EXPV(Z[i]);
     }
 }

@@ -410,7 +410,14 @@ NN_CLONES double NN_S(nn_fm_output_loss)(int output, NN_T *D, ptrdiff_t ld, ptrd
                 NN_T *d = D0 + j * ld;
                 for (ptrdiff_t c = 0; c < n; c++)
                     aux[c] = Y[idx[c0 + c] * k + j];
-                if (output == NN_OUT_LOGISTIC) {
+                if (output == NN_OUT_EXP) {
+                    for (ptrdiff_t c = 0; c < n; c++) {
+                        const NN_T p = NN_EXPV(d[c]);
+                        const double y64 = (double)aux[c];
+                        loss[c] += NN_S(nn_ylogy)(y64) - y64 * (double)d[c] - y64 + (double)p;
+                        d[c] = p - aux[c];
+                    }
+                } else if (output == NN_OUT_LOGISTIC) {
                     for (ptrdiff_t c = 0; c < n; c++) {
                         const NN_T p = (NN_T)1 / ((NN_T)1 + NN_EXPV(-d[c]));
                         NN_T pc = p < eps ? eps : p;
@@ -430,7 +437,7 @@ NN_CLONES double NN_S(nn_fm_output_loss)(int output, NN_T *D, ptrdiff_t ld, ptrd
                     }
                 }
             }
-            if (output != NN_OUT_LOGISTIC)
+            if (output == NN_OUT_IDENTITY)
                 for (ptrdiff_t c = 0; c < n; c++)
                     loss[c] = 0.5 * loss[c];
         }

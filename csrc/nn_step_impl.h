@@ -40,6 +40,8 @@ double NN_S(nn_output_loss)(int output, NN_T *dZ, const NN_T *Z, const NN_T *b,
         return NN_S(nn_softmax_xent)(dZ, Z, b, y, idx, sw, n_rows, n_cols);
     case NN_OUT_LOGISTIC:
         return NN_S(nn_logistic_xent)(dZ, Z, b, Y, idx, sw, n_rows, n_cols);
+    case NN_OUT_EXP:
+        return NN_S(nn_poisson_deviance)(dZ, Z, b, Y, idx, sw, n_rows, n_cols);
     default:
         return NN_S(nn_squared_error)(dZ, Z, b, Y, idx, sw, n_rows, n_cols);
     }

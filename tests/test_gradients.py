@@ -9,7 +9,7 @@ from nnopt_fast.train.loop import make_config
 from nnopt_fast.train.state import TrainState
 
 ACTIVATIONS = ["tanh", "relu", "logistic", "identity"]
-OUTPUTS = ["softmax", "logistic", "identity"]
+OUTPUTS = ["softmax", "logistic", "identity", "exp"]
 #: (l2, l1) pairs: no penalty, L2 only, L1 only (the weights are kept away from 0, where
 #: |W| has no derivative).
 PENALTIES = [(0.0, 0.0), (0.7, 0.0), (0.0, 0.9)]
@@ -38,6 +38,10 @@ def make_problem(rng, activation, output):
     elif output == "logistic":
         y = rng.integers(0, 2, (N_SAMPLES, n_out))
         T = y.astype(np.float64)
+    elif output == "exp":
+        # Poisson counts, zeros included (the deviance's Y log Y term is 0 there).
+        y = rng.poisson(2.0, (N_SAMPLES, n_out)).astype(np.float64)
+        T = y
     else:
         y = rng.normal(size=(N_SAMPLES, n_out))
         T = y

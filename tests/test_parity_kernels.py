@@ -199,6 +199,23 @@ def build_squared_error(rng, dtype, shape, variant):
                       float((w * (1.0 + 0.5 * (mag**2).sum(axis=1))).sum()))
 
 
+def build_poisson_deviance(rng, dtype, shape, variant):
+    sw_kind, values, alias = variant
+    r, _ = shape
+    # exp(Z) must stay finite in float32: |Z| <= 30 in the extreme cases.
+    Z = _values(rng, shape, dtype, values, BIG_SATURATING)
+    Y = rng.poisson(2.0, shape).astype(dtype)
+    sw = _sample_weight(rng, r, dtype, sw_kind)
+    w = np.ones(r) if sw is None else _abs(sw)
+    out = Z if alias == "out=Z" else _garbage(shape, dtype)
+    P = np.exp(_abs(Z))
+    mag = P + _abs(Y)
+    ylogy = np.where(Y > 0, Y * np.log(np.where(Y > 0, Y, 1.0)), 0.0).astype(np.float64)
+    per_row = (ylogy + _abs(Y) * _abs(Z) + _abs(Y) + P).sum(axis=1)
+    return _loss_case(Z, Y, sw, out, alias == "out=Z", mag * w[:, None],
+                      float((w * (1.0 + per_row)).sum()))
+
+
 def build_dense_backward(rng, dtype, shape, variant):
     with_dA, values, s = variant
     r, c = shape
@@ -496,6 +513,7 @@ KERNELS = (
     KernelSpec("softmax_cross_entropy", build_softmax_cross_entropy, LOSS_VARIANTS, "loss"),
     KernelSpec("logistic_cross_entropy", build_logistic_cross_entropy, LOSS_VARIANTS, "loss"),
     KernelSpec("squared_error", build_squared_error, LOSS_VARIANTS, "loss"),
+    KernelSpec("poisson_deviance", build_poisson_deviance, LOSS_VARIANTS, "loss"),
     KernelSpec("inplace_l2_grad", build_inplace_l2_grad, VALUES, "update"),
     KernelSpec("inplace_l1_subgradient", build_inplace_l1_subgradient, VALUES, "update"),
     KernelSpec("l2_decay_step", build_l2_decay_step, VALUES, "update"),

@@ -40,13 +40,13 @@ AXES = {
     "optimizer": ("sgd", "momentum", "nesterov", "adam"),
     "penalty": tuple(PENALTIES),
     "batch": (1, 7, None),
-    "output": ("softmax", "logistic", "identity"),
+    "output": ("softmax", "logistic", "identity", "exp"),
     "activation": ("tanh", "relu", "logistic", "identity"),
     "sample_weight": (False, True),
     "penalty_div": ("m", 0),
 }
 
-#: A pairwise (strength-2) covering design of AXES: 22 rows instead of 5,760. Batch 7
+#: A pairwise (strength-2) covering design of AXES: 27 rows instead of 7,680. Batch 7
 #: does not divide n = 40 (the last batch has 5 rows); penalty_div "m" runs through
 #: ``nf.train`` (the tutorial's l2 / m), 0 through ``make_config(..., penalty_div=0)``
 #: and ``run_epochs`` (scikit-learn's per-batch convention). Every row runs in both
@@ -74,6 +74,12 @@ DESIGN = (
     ("momentum", "l2+l1-proximal", 1, "softmax", "identity", False, "m"),
     ("sgd", "l1-subgradient", 1, "softmax", "tanh", False, "m"),
     ("adam", "none", 1, "softmax", "tanh", False, "m"),
+    # The exp output (Poisson deviance) against every value of every other axis.
+    ("sgd", "none", 1, "exp", "tanh", False, "m"),
+    ("momentum", "l2", 7, "exp", "relu", True, 0),
+    ("nesterov", "l1-subgradient", None, "exp", "logistic", False, 0),
+    ("adam", "l1-proximal", 1, "exp", "identity", True, "m"),
+    ("sgd", "l2+l1-proximal", 7, "exp", "tanh", True, "m"),
 )
 
 
@@ -98,6 +104,8 @@ def _data(output, dtype, with_sw):
         T = T.astype(np.int64)
     elif output == "logistic":
         T = (rng.random((n, n_out)) < 0.4).astype(dtype)
+    elif output == "exp":
+        T = rng.poisson(1.0, (n, n_out)).astype(dtype)
     else:
         T = rng.standard_normal((n, n_out)).astype(dtype)
     # Weights bounded away from 0: a batch of one zero-weight sample has no gradient scale.

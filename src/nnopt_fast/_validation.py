@@ -93,6 +93,7 @@ def check_targets(y, output, n_outputs, n_samples, dtype, name="y"):
     softmax: integer labels in ``[0, n_outputs)`` -> int64 of shape (n,).
     logistic: 0/1 values of shape (n,) or (n, n_outputs) -> dtype (n, n_outputs).
     identity: finite values of shape (n,) or (n, n_outputs) -> dtype (n, n_outputs).
+    exp: finite non-negative values (counts, rates), shaped as for identity.
     """
     arr = np.asarray(y)
     if arr.shape[:1] != (n_samples,):
@@ -127,7 +128,17 @@ def check_targets(y, output, n_outputs, n_samples, dtype, name="y"):
         raise ValueError(f"{name} contains NaN or infinity")
     if output == "logistic" and T.size and not np.all((T == 0) | (T == 1)):
         raise ValueError(f"{name} must hold 0/1 targets for a logistic output")
+    if output == "exp":
+        check_poisson_targets(T, name)
     return T
+
+
+def check_poisson_targets(T, name="y"):
+    """Raise ValueError unless the targets ``T`` of an exp output (the Poisson deviance)
+    are non-negative."""
+    if T.size and T.min() < 0:
+        raise ValueError(f"{name} must hold non-negative targets for an exp output (the "
+                         f"Poisson deviance), got a minimum of {T.min():g}")
 
 
 def check_sample_weight(sw, n_samples, dtype):

@@ -16,16 +16,10 @@ PRIVATE = {
                      "loss function; nnopt_fast's gradients are checked by "
                      "tests/test_gradients.py",
 }
-#: Tests of features that are not built yet; strict, so that the mark must go when they land.
-NOT_YET = {
-    "test_mlp_vs_poisson_glm_equivalent":
-        "MLPRegressor(loss='poisson') lands with the Poisson output kernels",
-}
-
 
 
 def pytest_configure(config):
-    # At plugin load, not at import: the suite's own process imports PRIVATE and NOT_YET
+    # At plugin load, not at import: the suite's own process imports PRIVATE
     # from here and must keep scikit-learn's estimators.
     sklearn.neural_network.MLPClassifier = nnopt_fast.MLPClassifier
     sklearn.neural_network.MLPRegressor = nnopt_fast.MLPRegressor
@@ -36,5 +30,3 @@ def pytest_collection_modifyitems(config, items):
         name = item.originalname if hasattr(item, "originalname") else item.name
         if name in PRIVATE:
             item.add_marker(pytest.mark.xfail(reason=PRIVATE[name], strict=True))
-        elif name in NOT_YET:
-            item.add_marker(pytest.mark.xfail(reason=NOT_YET[name], strict=True))

@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from .._validation import check_poisson_targets
 from ._base import _BaseMLP
 from ._docs import fill
 from ._inputs import REGRESSOR_Y_KINDS, check_training_data
@@ -19,9 +20,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters
     ----------
-    loss : {{"squared_error"}}, default="squared_error"
-        scikit-learn's ``"poisson"`` loss is not available yet (the kernels have no exp
-        output).
+    loss : {{"squared_error", "poisson"}}, default="squared_error"
+        ``"squared_error"``: half the squared error, identity output. ``"poisson"``: half
+        the Poisson deviance with an exponential output (``out_activation_ = "exp"``),
+        for non-negative targets such as counts; predictions are then positive.
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
     learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
     warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
@@ -62,12 +64,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  l1_method="subgradient", n_threads=None, parallel="sync", backend="auto"):
         self._store_params(locals())
 
-    def _check_extra_params(self):
-        if self.loss != "squared_error":
-            raise ValueError(f"loss={self.loss!r} is not supported by nnopt_fast's "
-                             f"MLPRegressor yet (its kernels have no exp output); use "
-                             f"loss='squared_error' or sklearn.neural_network.MLPRegressor")
-
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X and y.
 
@@ -102,7 +98,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _out_activation(self):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _n_outputs(self, Y):
         return Y.shape[1]
@@ -115,7 +111,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return X, np.asarray(y).reshape(len(y), -1)
 
     def _kernel_targets(self, Y, dtype):
-        return np.ascontiguousarray(Y, dtype=dtype)
+        T = np.ascontiguousarray(Y, dtype=dtype)
+        if self.loss == "poisson":
+            check_poisson_targets(T)
+        return T
 
     def _val_truth(self, Y):
         return Y

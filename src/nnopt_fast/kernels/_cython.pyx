@@ -25,7 +25,7 @@ def codes():
         "ACTIVATIONS": {"identity": NN_ACT_IDENTITY, "tanh": NN_ACT_TANH, "relu": NN_ACT_RELU,
                         "logistic": NN_ACT_LOGISTIC},
         "OUTPUTS": {"softmax": NN_OUT_SOFTMAX, "logistic": NN_OUT_LOGISTIC,
-                    "identity": NN_OUT_IDENTITY},
+                    "identity": NN_OUT_IDENTITY, "exp": NN_OUT_EXP},
         "OPTIMIZERS": {"sgd": NN_OPT_SGD, "momentum": NN_OPT_MOMENTUM,
                        "nesterov": NN_OPT_NESTEROV, "adam": NN_OPT_ADAM},
         "STATUS": {"ok": NN_STATUS_OK, "nonfinite": NN_STATUS_NONFINITE,

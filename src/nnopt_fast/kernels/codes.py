@@ -9,8 +9,9 @@ __all__ = ["ACTIVATIONS", "OUTPUTS", "OPTIMIZERS", "STATUS", "code"]
 
 #: Hidden activations, by name.
 ACTIVATIONS = {"identity": 0, "tanh": 1, "relu": 2, "logistic": 3}
-#: Output layers (activation + loss), by name.
-OUTPUTS = {"softmax": 0, "logistic": 1, "identity": 2}
+#: Output layers (activation + loss), by name: softmax + cross-entropy, logistic +
+#: binary cross-entropy, identity + squared error, exp + half Poisson deviance.
+OUTPUTS = {"softmax": 0, "logistic": 1, "identity": 2, "exp": 3}
 #: Optimizers, by name.
 OPTIMIZERS = {"sgd": 0, "momentum": 1, "nesterov": 2, "adam": 3}
 #: What a compiled epoch returns: ``ok``; ``nonfinite``, a batch loss was NaN or infinite

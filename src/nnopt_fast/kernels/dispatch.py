@@ -31,7 +31,8 @@ MAX_BLAS_DIM = 2**31 - 1
 #: The kernels every backend exposes (besides ``run_epoch``, see ``epoch_dispatch``).
 KERNEL_NAMES = (
     "dense_forward", "activation_backward", "dropout_mask", "softmax_cross_entropy",
-    "logistic_cross_entropy", "squared_error", "output_loss", "dense_backward",
+    "logistic_cross_entropy", "squared_error", "poisson_deviance", "output_loss",
+    "dense_backward",
     "inplace_l2_grad", "inplace_l1_subgradient", "l2_decay_step", "l1_prox_step", "sgd_step",
     "momentum_step", "nesterov_step", "adam_step", "penalty", "forward",
 )
@@ -255,6 +256,11 @@ def make_kernels(bodies, docs=None):
         dt = _dtype(k, out=out, Z=Z, Y=Y, sw=sw)
         return _loss(k, dt, OUTPUTS["identity"], Z, Y, sw, out)
 
+    def poisson_deviance(Z, Y, sw, out):
+        k = "poisson_deviance"
+        dt = _dtype(k, out=out, Z=Z, Y=Y, sw=sw)
+        return _loss(k, dt, OUTPUTS["exp"], Z, Y, sw, out)
+
     def output_loss(output, Z, T, sw, out):
         k = "output_loss"
         dt = _dtype(k, out=out, Z=Z, T=T, sw=sw)
@@ -376,7 +382,8 @@ def make_kernels(bodies, docs=None):
         return o.done()
 
     for fn in (dense_forward, activation_backward, dropout_mask, softmax_cross_entropy,
-               logistic_cross_entropy, squared_error, output_loss, dense_backward,
+               logistic_cross_entropy, squared_error, poisson_deviance, output_loss,
+               dense_backward,
                inplace_l2_grad, inplace_l1_subgradient, l2_decay_step, l1_prox_step,
                sgd_step, momentum_step, nesterov_step, adam_step, penalty, forward):
         K[fn.__name__] = fn

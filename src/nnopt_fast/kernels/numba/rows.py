@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .._numba_config import jit
-from .scalar import (IDENTITY, LOGISTIC, LOGISTIC_OUT, RELU, SOFTMAX, TANH, activate,
+from .scalar import (EXP_OUT, IDENTITY, LOGISTIC, LOGISTIC_OUT, RELU, SOFTMAX, TANH, activate,
                      derivative, dropout_bits, sign, soft_threshold)
 
 __all__ = ["bias_act", "bias_act_dropout", "fill_mask", "backward_act", "loss_rows",
@@ -130,6 +130,8 @@ def loss_rows(code, Z, data, idx, eps, out):
     - softmax: ``out = P - onehot(y)``, loss ``-log p_y``;
     - logistic: ``out = p - Y``, loss ``-(Y log p + (1 - Y) log(1 - p))`` summed;
     - identity: ``out = Z - Y``, loss ``||Z - Y||^2 / 2``;
+    - exp: ``out = exp(Z) - Y``, loss ``sum (Y log Y - Y Z - Y + exp(Z))`` (half the
+      Poisson deviance; ``Y log Y = 0`` at ``Y = 0``);
 
     each row of ``out`` and its loss then times its sample weight.
     """
@@ -166,6 +168,14 @@ def loss_rows(code, Z, data, idx, eps, out):
                 pc = np.float64(eps if p < eps else (hi if p > hi else p))
                 yv = np.float64(Y[r, j])
                 L -= yv * math.log(pc) + (1.0 - yv) * math.log1p(-pc)
+                out[i, j] = p - Y[r, j]
+        elif code == EXP_OUT:
+            for j in range(m):
+                z = Z[i, j]
+                p = math.exp(z)
+                yv = np.float64(Y[r, j])
+                ylogy = yv * math.log(yv) if yv > 0.0 else 0.0
+                L += ylogy - yv * np.float64(z) - yv + np.float64(p)
                 out[i, j] = p - Y[r, j]
         else:
             for j in range(m):

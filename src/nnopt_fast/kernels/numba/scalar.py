@@ -16,7 +16,8 @@ __all__ = ["fast_tanh", "activate", "derivative", "sign", "soft_threshold", "mix
 # The code tables as module constants, which Numba folds into the compiled code.
 IDENTITY, TANH, RELU, LOGISTIC = (ACTIVATIONS[k] for k in ("identity", "tanh", "relu",
                                                            "logistic"))
-SOFTMAX, LOGISTIC_OUT, SQUARED = (OUTPUTS[k] for k in ("softmax", "logistic", "identity"))
+SOFTMAX, LOGISTIC_OUT, SQUARED, EXP_OUT = (OUTPUTS[k] for k in ("softmax", "logistic",
+                                                              "identity", "exp"))
 SGD, MOMENTUM, NESTEROV, ADAM = (OPTIMIZERS[k] for k in ("sgd", "momentum", "nesterov",
                                                          "adam"))
 OK, NONFINITE, ZERO_WEIGHT, INTERRUPTED = (STATUS[k] for k in ("ok", "nonfinite",

@@ -94,7 +94,8 @@ def activation_backward(H, dA, act, out, M):
 def output_activation(output, Z):
     """An output layer's activation of pre-activations ``Z`` (a new array).
 
-    softmax: row-wise, max-shifted; logistic: ``1 / (1 + exp(-Z))``; identity: a copy.
+    softmax: row-wise, max-shifted; logistic: ``1 / (1 + exp(-Z))``; identity: a copy;
+    exp: ``exp(Z)``.
     """
     if output == "softmax":
         S = Z - Z.max(axis=1, keepdims=True)
@@ -104,4 +105,7 @@ def output_activation(output, Z):
         return logistic(Z)
     if output == "identity":
         return Z.copy()
+    if output == "exp":
+        with np.errstate(over="ignore"):
+            return np.exp(Z)
     raise ValueError(f"output must be one of {sorted(OUTPUTS)}, got {output!r}")

@@ -5,7 +5,8 @@ import numpy as np
 from ..codes import OUTPUTS
 from .activations import logistic
 
-__all__ = ["softmax_cross_entropy", "logistic_cross_entropy", "squared_error", "output_loss"]
+__all__ = ["softmax_cross_entropy", "logistic_cross_entropy", "squared_error",
+           "poisson_deviance", "output_loss"]
 
 
 def softmax_cross_entropy(Z, y, sw, out):
@@ -101,12 +102,47 @@ def squared_error(Z, Y, sw, out):
     return float(L.sum())
 
 
+def poisson_deviance(Z, Y, sw, out):
+    """Exponential output with half the Poisson deviance, summed over outputs.
+
+    ``P = exp(Z)``; ``L_i = sum_k [Y log(Y / P) - Y + P] = sum_k [Y log Y - Y Z - Y + P]``
+    (``Y log Y = 0`` at ``Y = 0``), scikit-learn's ``poisson`` loss of its MLP; gradient
+    ``out = (P - Y) * sw[:, None]`` (the canonical link: d L / d Z = P - Y).
+
+    Parameters
+    ----------
+    Z, Y : ndarray of shape (n_samples, n_outputs)
+        ``Y`` holds non-negative targets (counts, rates) in the dtype of ``Z``.
+    sw : ndarray of shape (n_samples,) or None
+    out : ndarray of shape (n_samples, n_outputs)
+
+    Returns
+    -------
+    loss : float
+        ``sum_i sw_i * L_i``, accumulated in float64.
+    """
+    with np.errstate(over="ignore"):
+        P = np.exp(Z)
+    Y64, Z64 = Y.astype(np.float64), Z.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ylogy = np.where(Y64 > 0, Y64 * np.log(np.where(Y64 > 0, Y64, 1.0)), 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        L = (ylogy - Y64 * Z64 - Y64 + P.astype(np.float64)).sum(axis=1)
+    G = P - Y
+    if sw is not None:
+        G *= sw[:, None]
+        L = L * sw
+    out[...] = G
+    return float(L.sum())
+
+
 #: Loss of each output code.
 _LOSS = {OUTPUTS["softmax"]: softmax_cross_entropy,
          OUTPUTS["logistic"]: logistic_cross_entropy,
-         OUTPUTS["identity"]: squared_error}
+         OUTPUTS["identity"]: squared_error,
+         OUTPUTS["exp"]: poisson_deviance}
 
 
 def output_loss(out_code, Z, T, sw, out):
-    """The loss of output layer ``output`` (softmax, logistic or identity): see those."""
+    """The loss of output layer ``output`` (softmax, logistic, identity or exp): see those."""
     return _LOSS[out_code](Z, T, sw, out)
