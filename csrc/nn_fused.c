@@ -94,6 +94,7 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #include "nn_fused_impl.h"
 #include "nn_loss_impl.h"
 #include "nn_small_impl.h"
+#include "nn_gemm_impl.h"
 #undef NN_I
 #undef NN_LANES
 #undef NN_T
@@ -118,6 +119,7 @@ NN_CLONES void nn_tanh_array_f64(double *out, const double *x, ptrdiff_t n)
 #include "nn_fused_impl.h"
 #include "nn_loss_impl.h"
 #include "nn_small_impl.h"
+#include "nn_gemm_impl.h"
 #undef NN_I
 #undef NN_LANES
 #undef NN_T

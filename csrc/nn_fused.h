@@ -160,6 +160,21 @@ void nn_penalty_sums_f32(const float *W, ptrdiff_t n, double *s2, double *s1);
 void nn_penalty_sums_f64(const double *W, ptrdiff_t n, double *s2, double *s1);
 
 /*
+ * Row-major C (m x n, row stride ldc) = alpha op(A) op(B) + beta C of small matrices
+ * (nn_gemm_impl.h), op(A) m x k, op(B) k x n, op(X) = X^T when its flag is set; beta 0
+ * reads nothing of C. Returns 0, doing nothing, unless n is a whole number of vectors,
+ * n k <= NN_SMALL_GEMM_MAX and m n k <= NN_SMALL_GEMM_MAX_MNK: BLAS then takes it.
+ */
+#define NN_SMALL_GEMM_MAX 4096
+#define NN_SMALL_GEMM_MAX_MNK 131072
+int nn_small_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                      const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta,
+                      float *C, ptrdiff_t ldc);
+int nn_small_gemm_f64(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
+                      const double *A, ptrdiff_t lda, const double *B, ptrdiff_t ldb,
+                      double beta, double *C, ptrdiff_t ldc);
+
+/*
  * Small-matrix kernels of the feature-major layout (nn_small_impl.h): a layer's
  * activations are an (n_units, ld) block, one row of ld batch columns per unit; n_pad
  * columns (a multiple of 64 bytes' worth) are computed, ld >= n_pad.
