@@ -98,8 +98,8 @@ NN_S(nn_bias_act_body)(NN_T *H, const NN_T *b, ptrdiff_t n_rows, ptrdiff_t n_col
     }
 }
 
-NN_CLONES void NN_S(nn_bias_act)(NN_T *H, const NN_T *b, ptrdiff_t n_rows, ptrdiff_t n_cols,
-                                 int act)
+NN_CLONES NN_CONTRACT void NN_S(nn_bias_act)(NN_T *H, const NN_T *b, ptrdiff_t n_rows,
+                                              ptrdiff_t n_cols, int act)
 {
     /* One specialized loop per activation, so each inner loop is branch-free. */
     switch (act) {
@@ -156,9 +156,10 @@ NN_S(nn_bias_act_dropout_body)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b, ptrdiff
     }
 }
 
-NN_CLONES void NN_S(nn_bias_act_dropout)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b,
-                                         ptrdiff_t n_rows, ptrdiff_t n_cols, int act,
-                                         uint64_t key, int64_t row0, uint64_t thr, NN_T scale)
+NN_CLONES NN_CONTRACT void NN_S(nn_bias_act_dropout)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b,
+                                                      ptrdiff_t n_rows, ptrdiff_t n_cols, int act,
+                                                      uint64_t key, int64_t row0, uint64_t thr,
+                                                      NN_T scale)
 {
     switch (act) {
     case NN_ACT_TANH:
