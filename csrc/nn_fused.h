@@ -155,7 +155,7 @@ void nn_add_penalty_grad_f64(double *dW, const double *W, ptrdiff_t n, double c2
 /* W <- sign(W) max(|W| - thr, 0). */
 void nn_l1_prox_f32(float *W, ptrdiff_t n, float thr);
 void nn_l1_prox_f64(double *W, ptrdiff_t n, double thr);
-/* s2 += sum W^2, s1 += sum |W|, in double. */
+/* s2 += sum W^2, s1 += sum |W| (unless s1 is NULL), in double. */
 void nn_penalty_sums_f32(const float *W, ptrdiff_t n, double *s2, double *s1);
 void nn_penalty_sums_f64(const double *W, ptrdiff_t n, double *s2, double *s1);
 

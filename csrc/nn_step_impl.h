@@ -261,7 +261,7 @@ static void NN_S(update_rows)(const nn_plan *p, const NN_S(nn_state) *st, const 
     if (m <= 0)
         return;
     if (s2)
-        NN_S(nn_penalty_sums)(st->params + off, m * n_out, s2, s1);
+        NN_S(nn_penalty_sums)(st->params + off, m * n_out, s2, p->l1 != 0.0 ? s1 : NULL);
     if (p->layout == NN_LAYOUT_FEATURES) {
         /* The gradient sums are in G already: scale them, or fold them in as BLAS would. */
         NN_T *W = st->params + off, *G = st->grads + off;
