@@ -67,6 +67,8 @@ int main(int argc, char **argv)
 
     TIME("small_gemm D W^T (backward)", nb * k * h,
          nn_small_gemm_f32(0, 1, nb, h, k, 1.f, Z, k, W2, k, 0.f, D, h));
+    TIME("small_gemm A^T D (narrow update)", nb * h * k,
+         nn_small_gemm_f32(1, 0, h, k, nb, -0.01f, A, h, Z, k, 0.999f, W2, k));
     TIME("bias_act_dropout tanh", nb * h,
          nn_bias_act_dropout_f32(H, A, M, b, nb, h, NN_ACT_TANH, key, 0, thr, 1.25f));
     TIME("bias_act tanh", nb * h, nn_bias_act_f32(H, b, nb, h, NN_ACT_TANH));
