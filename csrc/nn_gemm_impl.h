@@ -5,12 +5,14 @@
  * nn_small_impl.h, with NN_T, NN_S(name), NN_INLINE and NN_CLONES defined.
  *
  * The row-major step's products are small at narrow widths (W1: 32 x 64 . 64 x 32), where
- * a BLAS call costs about as much as its arithmetic, and BLAS's general path (packing)
- * takes the transposed products with a short inner dimension. Here a tile of 4 rows of C
- * x 2 vectors of its columns stays in registers while the inner dimension streams
- * through it: the elements of op(A) broadcast, the rows of B loaded whole. Only shapes
- * whose C rows are whole vectors are taken; the caller runs BLAS on the others. Fused
- * multiply-adds: the results agree with BLAS's to the parity tolerances, not to the bit.
+ * a BLAS call costs about as much as its arithmetic. Most run as fast in BLAS's own
+ * small-matrix kernels; two do not, and are taken here (nn_small_gemm decides): D W^T,
+ * which BLAS packs on its general path when the inner dimension is short, and A^T D of
+ * rows narrower than a vector. A tile of up to 8 rows of C x 2 vectors of its columns
+ * stays in registers while the inner dimension streams through it: the elements of
+ * op(A) broadcast (one a cycle: the tile's width halves their count per multiply-add),
+ * the rows of B loaded whole. Fused multiply-adds: the results agree with BLAS's to the
+ * parity tolerances, not to the bit.
  */
 
 #if defined(__GNUC__)
