@@ -163,9 +163,10 @@ void nn_penalty_sums_f64(const double *W, ptrdiff_t n, double *s2, double *s1);
  * Row-major C (m x n, row stride ldc) = alpha op(A) op(B) + beta C of small matrices
  * (nn_gemm_impl.h), op(A) m x k, op(B) k x n, op(X) = X^T when its flag is set; beta 0
  * reads nothing of C. Takes the products BLAS runs slowly at these sizes: op(B) = B^T,
- * and A^T B of rows narrower than a vector with m a whole number of vectors, when
- * the copies fit NN_SMALL_GEMM_MAX elements and m n k <= NN_SMALL_GEMM_MAX_MNK;
- * returns 0, doing nothing, for the others (BLAS then takes them).
+ * A^T B of rows narrower than a vector with m a whole number of vectors, and A B of
+ * whole-vector rows, when the copies fit NN_SMALL_GEMM_MAX elements and
+ * m n k <= NN_SMALL_GEMM_MAX_MNK; returns 0, doing nothing, for the others (BLAS then
+ * takes them).
  */
 #define NN_SMALL_GEMM_MAX 4096
 #define NN_SMALL_GEMM_MAX_MNK 131072

@@ -5,10 +5,10 @@
  * nn_small_impl.h, with NN_T, NN_S(name), NN_INLINE and NN_CLONES defined.
  *
  * The row-major step's products are small at narrow widths (W1: 32 x 64 . 64 x 32), where
- * a BLAS call costs about as much as its arithmetic. Most run as fast in BLAS's own
- * small-matrix kernels; two do not, and are taken here (nn_small_gemm decides): D W^T,
- * which BLAS packs on its general path when the inner dimension is short, and A^T D of
- * rows narrower than a vector. A tile of up to 8 rows of C x 2 vectors of its columns
+ * a BLAS call costs about as much as its arithmetic. Three kinds are taken here
+ * (nn_small_gemm decides): D W^T, which BLAS packs on its general path when the inner
+ * dimension is short, A^T D of rows narrower than a vector, and the forward A W of
+ * whole-vector rows; BLAS's small-matrix kernels keep the others. A tile of up to 8 rows of C x 2 vectors of its columns
  * stays in registers while the inner dimension streams through it: the elements of
  * op(A) broadcast (one a cycle: the tile's width halves their count per multiply-add),
  * the rows of B loaded whole. Fused multiply-adds: the results agree with BLAS's to the
@@ -98,11 +98,16 @@ NN_CLONES NN_SMALL_FMA int NN_S(nn_small_gemm)(int ta, int tb, ptrdiff_t m, ptrd
     if (m <= 0 || n <= 0 || k <= 0 || m * np * k > NN_SMALL_GEMM_MAX_MNK)
         return 0;
     if (!tb) {
-        /* The products without B^T run as fast in BLAS's small-matrix kernels (probe:
-         * W1's forward 32 x 64 . 64 x 32, 979 ns there, 890 here; its update A^T D of
-         * 64 x 32, 942 and 1,000 ns), but for A^T B with narrow rows (W1's update of its
-         * 32 x 10 output layer): C^T = B^T A has whole vectors along C's columns, A's
+        /* A B of whole-vector rows (W1's forward 32 x 64 . 64 x 32: 979 ns in BLAS, 890
+         * in the probe, 0.1-0.3 us less per step). A^T B of whole-vector rows runs as
+         * fast in BLAS's small-matrix kernels (W1's update of 64 x 32: 942 ns there,
+         * 1,000 here): left to it; but A^T B of narrow rows (W1's update of its 32 x 10
+         * output layer) is taken as C^T = B^T A, whole vectors along C's columns, A's
          * rows; computed into CP, written back. */
+        if (!ta && np == n) {
+            NN_S(nn_gemm_run)(A, lda, 1, B, ldb, m, n, k, alpha, beta, C, ldc);
+            return 1;
+        }
         if (!ta || np == n || m % NN_GVL != 0 || m * n > NN_SMALL_GEMM_MAX)
             return 0;
         NN_S(nn_gemm_run)(B, 1, ldb, A, lda, n, m, k, (NN_T)1, (NN_T)0, CP, m);
