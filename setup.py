@@ -40,7 +40,7 @@ def _extensions():
         include_dirs=["csrc", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         depends=["csrc/nn_codes.h", "csrc/nn_fused.h", "csrc/nn_fused_impl.h",
-                 "csrc/nn_group.h", "csrc/nn_loss_impl.h",
+                 "csrc/nn_gemm_impl.h", "csrc/nn_group.h", "csrc/nn_loss_impl.h",
                  "csrc/nn_math.h", "csrc/nn_small_impl.h",
                  "csrc/nn_parallel.h", "csrc/nn_step.h", "csrc/nn_step_impl.h",
                  "csrc/nn_workers_impl.h", "src/nnopt_fast/kernels/_cython.pxd",

@@ -161,9 +161,27 @@ void nn_add_penalty_grad_f64(double *dW, const double *W, ptrdiff_t n, double c2
 /* W <- sign(W) max(|W| - thr, 0). */
 void nn_l1_prox_f32(float *W, ptrdiff_t n, float thr);
 void nn_l1_prox_f64(double *W, ptrdiff_t n, double thr);
-/* s2 += sum W^2, s1 += sum |W|, in double. */
+/* s2 += sum W^2, s1 += sum |W| (unless s1 is NULL), in double. */
 void nn_penalty_sums_f32(const float *W, ptrdiff_t n, double *s2, double *s1);
 void nn_penalty_sums_f64(const double *W, ptrdiff_t n, double *s2, double *s1);
+
+/*
+ * Row-major C (m x n, row stride ldc) = alpha op(A) op(B) + beta C of small matrices
+ * (nn_gemm_impl.h), op(A) m x k, op(B) k x n, op(X) = X^T when its flag is set; beta 0
+ * reads nothing of C. Takes the products BLAS runs slowly at these sizes: op(B) = B^T,
+ * A^T B of rows narrower than a vector with m a whole number of vectors, and A B of
+ * whole-vector rows, when the copies fit NN_SMALL_GEMM_MAX elements and
+ * m n k <= NN_SMALL_GEMM_MAX_MNK; returns 0, doing nothing, for the others (BLAS then
+ * takes them).
+ */
+#define NN_SMALL_GEMM_MAX 4096
+#define NN_SMALL_GEMM_MAX_MNK 131072
+int nn_small_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                      const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta,
+                      float *C, ptrdiff_t ldc);
+int nn_small_gemm_f64(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
+                      const double *A, ptrdiff_t lda, const double *B, ptrdiff_t ldb,
+                      double beta, double *C, ptrdiff_t ldc);
 
 /*
  * Small-matrix kernels of the feature-major layout (nn_small_impl.h): a layer's

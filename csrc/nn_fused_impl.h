@@ -98,8 +98,8 @@ NN_S(nn_bias_act_body)(NN_T *H, const NN_T *b, ptrdiff_t n_rows, ptrdiff_t n_col
     }
 }
 
-NN_CLONES void NN_S(nn_bias_act)(NN_T *H, const NN_T *b, ptrdiff_t n_rows, ptrdiff_t n_cols,
-                                 int act)
+NN_CLONES NN_CONTRACT void NN_S(nn_bias_act)(NN_T *H, const NN_T *b, ptrdiff_t n_rows,
+                                              ptrdiff_t n_cols, int act)
 {
     /* One specialized loop per activation, so each inner loop is branch-free. */
     switch (act) {
@@ -156,9 +156,10 @@ NN_S(nn_bias_act_dropout_body)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b, ptrdiff
     }
 }
 
-NN_CLONES void NN_S(nn_bias_act_dropout)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b,
-                                         ptrdiff_t n_rows, ptrdiff_t n_cols, int act,
-                                         uint64_t key, int64_t row0, uint64_t thr, NN_T scale)
+NN_CLONES NN_CONTRACT void NN_S(nn_bias_act_dropout)(NN_T *H, NN_T *A, NN_T *M, const NN_T *b,
+                                                      ptrdiff_t n_rows, ptrdiff_t n_cols, int act,
+                                                      uint64_t key, int64_t row0, uint64_t thr,
+                                                      NN_T scale)
 {
     switch (act) {
     case NN_ACT_TANH:
@@ -357,18 +358,43 @@ NN_CLONES void NN_S(nn_l1_prox)(NN_T *W, ptrdiff_t n, NN_T thr)
     }
 }
 
-NN_CLONES void NN_S(nn_penalty_sums)(const NN_T *W, ptrdiff_t n, double *s2, double *s1)
+/* Lanes of the penalty sums' accumulators: four vectors of doubles, so that the adds
+ * overlap. */
+#define NN_PSUM_LANES 32
+
+NN_CLONES NN_CONTRACT void NN_S(nn_penalty_sums)(const NN_T *W, ptrdiff_t n, double *s2,
+                                                 double *s1)
 {
-    double a2 = 0.0, a1 = 0.0;
     /* A reordered (vectorized) sum: NumPy's own dot and sum orders differ anyway. */
-#if defined(_OPENMP) || defined(NN_OPENMP_SIMD)
-#pragma omp simd reduction(+ : a2, a1)
-#endif
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const double w = (double)W[i];
-        a2 += w * w;
-        a1 += fabs(w);
+    double a2[NN_PSUM_LANES] = {0}, a1[NN_PSUM_LANES] = {0};
+    ptrdiff_t i = 0;
+    if (s1) {
+        for (; i + NN_PSUM_LANES <= n; i += NN_PSUM_LANES)
+            for (ptrdiff_t q = 0; q < NN_PSUM_LANES; q++) {
+                const double w = (double)W[i + q];
+                a2[q] += w * w;
+                a1[q] += fabs(w);
+            }
+    } else {
+        /* The training step without an L1 term: sum W^2 alone, 40% fewer operations. */
+        for (; i + NN_PSUM_LANES <= n; i += NN_PSUM_LANES)
+            for (ptrdiff_t q = 0; q < NN_PSUM_LANES; q++) {
+                const double w = (double)W[i + q];
+                a2[q] += w * w;
+            }
     }
-    *s2 += a2;
-    *s1 += a1;
+    for (ptrdiff_t q = 0; i + q < n; q++) {
+        const double w = (double)W[i + q];
+        a2[q] += w * w;
+        a1[q] += fabs(w);
+    }
+    double t2 = 0.0, t1 = 0.0;
+    for (ptrdiff_t q = 0; q < NN_PSUM_LANES; q++) {
+        t2 += a2[q];
+        t1 += a1[q];
+    }
+    *s2 += t2;
+    if (s1)
+        *s1 += t1;
 }
+#undef NN_PSUM_LANES

@@ -39,9 +39,14 @@ NN_CLONES double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, c
             for (ptrdiff_t j = 0; j < n_cols; j++)
                 g[j] = z[j];
         }
-        NN_T zmax = g[0];
-        for (ptrdiff_t j = 1; j < n_cols; j++)
+        /* Two chains of comparisons (rows are short: one chain is all latency); a NaN
+         * reaches the loss through exp(S) whichever max it leaves. */
+        NN_T zmax = g[0], zmax2 = g[n_cols - 1];
+        for (ptrdiff_t j = 1; j + 1 < n_cols; j += 2) {
             zmax = g[j] > zmax ? g[j] : zmax;
+            zmax2 = g[j + 1] > zmax2 ? g[j + 1] : zmax2;
+        }
+        zmax = zmax2 > zmax ? zmax2 : zmax;
         for (ptrdiff_t j = 0; j < n_cols; j++)
             g[j] = g[j] - zmax;
     }
@@ -58,8 +63,13 @@ NN_CLONES double NN_S(nn_softmax_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, c
         for (ptrdiff_t i = i0; i < i0 + nr; i++) {
             NN_T *g = dZ + i * n_cols;
             const int64_t r = NN_ROW(idx, i);
+            /* Pairs of terms, then the pairs in order (NumPy's own sum is pairwise too):
+             * half the chain of dependent adds. */
             NN_T sum = 0;
-            for (ptrdiff_t j = 0; j < n_cols; j++)
+            ptrdiff_t j = 0;
+            for (; j + 1 < n_cols; j += 2)
+                sum += g[j] + g[j + 1];
+            if (j < n_cols)
                 sum += g[j];
             for (ptrdiff_t j = 0; j < n_cols; j++)
                 g[j] = g[j] / sum;

@@ -27,7 +27,10 @@ static inline uint64_t nn_mix64(uint64_t z)
  * grows by G (mod 2^64): a 64-bit multiply fewer per unit than computing e G. */
 static inline int nn_dropout_kept_z(uint64_t z, uint64_t thr)
 {
-    return (nn_mix64(z) >> 40) < thr;
+    /* mix64's last step z ^ (z >> 31) leaves the top 24 bits unchanged: skipped. */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (z >> 40) < thr;
 }
 
 /* ---- exp (float) ----
