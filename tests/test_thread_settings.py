@@ -189,6 +189,32 @@ def test_limit_thread_pools_holds_blas_and_openmp_then_restores():
         assert _counts("blas") == blas_before and _counts("openmp") == omp_before
 
 
+@needs_2_cores
+def test_inference_holds_blas_to_one_thread_on_large_calls_only(rng):
+    from nnopt_fast.kernels.inference import THREADED_BLAS_WORK, Network
+
+    coefs = [rng.standard_normal((64, 100)), rng.standard_normal((100, 10))]
+    intercepts = [rng.standard_normal(100), rng.standard_normal(10)]
+    net = Network(coefs, intercepts, "tanh", "softmax", backend="cython")
+    compiled, seen = net._net, []
+
+    class Recording:
+        def run(self, X, out, apply_output):
+            seen.append(set(_counts("blas")))
+            return compiled.run(X, out, apply_output)
+
+    net._net = Recording()
+    big = rng.standard_normal((THREADED_BLAS_WORK // 6400 + 1, 64))
+    with threadpool_limits(limits=2, user_api="blas"):
+        P = net(big)
+        assert set(_counts("blas")) == {2}  # set back
+        net(big[:1])
+    assert seen == [{1}, {2}]  # one thread for the large call; the one row untouched
+    Z = np.tanh(big @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(P, E / E.sum(axis=1, keepdims=True), rtol=1e-10, atol=1e-12)
+
+
 def test_the_library_scan_is_cached(monkeypatch):
     scans = []
     real = threads.threadpoolctl.ThreadpoolController

@@ -9,7 +9,13 @@ from .reference import activate
 from .reference import forward as reference_forward
 from .reference import output_activation as reference_output_activation
 
-__all__ = ["Network"]
+__all__ = ["Network", "THREADED_BLAS_WORK"]
+
+#: Multiply-adds of one call (rows x the widest layer's weights) from which the compiled
+#: forward pass holds BLAS to one thread (``train.threads.single_thread_blas``): about
+#: where OpenBLAS starts to thread a GEMM (2^18); below, the call costs less than
+#: setting the thread count would.
+THREADED_BLAS_WORK = 1 << 18
 
 
 class Network:
@@ -17,8 +23,9 @@ class Network:
 
     The compiled backend runs the rows block by block (256 at a time) with the GIL
     released: one GEMM and one fused bias + activation pass per layer, then the output
-    layer's activation, in a workspace of two blocks of the widest hidden layer. Nothing
-    is allocated per call but the output. Without a compiled backend, the NumPy
+    layer's activation, in a workspace of two blocks of the widest hidden layer, with
+    BLAS on the calling thread alone for calls of :data:`THREADED_BLAS_WORK` and more.
+    Nothing is allocated per call but the output. Without a compiled backend, the NumPy
     reference computes the same.
 
     Parameters
@@ -39,6 +46,7 @@ class Network:
         self.n_out = self.coefs[-1].shape[1]
         self._backend = backend
         self._tail = None
+        self._widest = max(W.shape[0] * W.shape[1] for W in self.coefs)
         be = get_backend(backend)
         compile_network = getattr(be, "compile_network", None)
         self._net = None if compile_network is None else compile_network(
@@ -70,7 +78,15 @@ class Network:
             return self._sparse(X, apply_output)
         out = np.empty((X.shape[0], self.n_out), dtype=self.dtype)
         if self._net is not None:
-            if self._net.run(X, out, apply_output) == STATUS["nonfinite"]:
+            if X.shape[0] * self._widest < THREADED_BLAS_WORK:
+                status = self._net.run(X, out, apply_output)
+            else:
+                # Imported here: train's modules import this one.
+                from ..train.threads import single_thread_blas
+
+                with single_thread_blas():
+                    status = self._net.run(X, out, apply_output)
+            if status == STATUS["nonfinite"]:
                 raise ValueError("X contains NaN or infinity")
             return out
         if X.size and not np.isfinite(X).all():
