@@ -12,41 +12,10 @@
  * Each line is the fastest of many calls (the minimum filters out another process
  * taking the core), in nanoseconds per call and per element; "empty" is the timer's own.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
+#define PROBE_REPS 20000
+#include "probe_timing.h"
 
 #include "nn_fused.h"
-
-#define REPS 20000
-
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return 1e9 * (double)t.tv_sec + (double)t.tv_nsec;
-}
-
-#define TIME(label, n_elems, stmt)                                                          \
-    do {                                                                                     \
-        double best = 1e30;                                                                  \
-        for (int r_ = 0; r_ < REPS; r_++) {                                                  \
-            const double t0_ = now_ns();                                                     \
-            stmt;                                                                            \
-            const double t_ = now_ns() - t0_;                                                \
-            best = t_ < best ? t_ : best;                                                    \
-        }                                                                                    \
-        printf("%-34s %9.0f ns  %6.3f ns/element\n", label, best, best / (double)(n_elems)); \
-    } while (0)
-
-static float *fill(size_t n)
-{
-    float *a = aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
-    for (size_t i = 0; i < n; i++)
-        a[i] = (float)rand() / (float)RAND_MAX - 0.5f;
-    return a;
-}
 
 int main(int argc, char **argv)
 {

@@ -11,6 +11,14 @@
 /* Rows of the loss kernels whose logs are taken together (a vectorized loop). */
 #define NN_LOSS_BLOCK 256
 
+/* A row's loss gradient g (n_cols entries) and loss L times sample weight w; returns L w. */
+NN_INLINE double NN_S(nn_weigh_row)(NN_T *g, ptrdiff_t n_cols, NN_T w, double L)
+{
+    for (ptrdiff_t j = 0; j < n_cols; j++)
+        g[j] *= w;
+    return L * (double)w;
+}
+
 /* x[i] <- -log(x[i]) for n positive doubles (the clipped probabilities). */
 NN_INLINE void NN_S(nn_neg_logs)(double *x, ptrdiff_t n)
 {
@@ -147,11 +155,7 @@ NN_CLONES double NN_S(nn_logistic_xent)(NN_T *dZ, const NN_T *Z, const NN_T *b, 
             double L = Ls[i];
             if (sw) {
                 const ptrdiff_t row = i0 + i;
-                const NN_T w = sw[NN_ROW(idx, row)];
-                NN_T *g = dZ + row * n_cols;
-                for (ptrdiff_t j = 0; j < n_cols; j++)
-                    g[j] *= w;
-                L = L * (double)w;
+                L = NN_S(nn_weigh_row)(dZ + row * n_cols, n_cols, sw[NN_ROW(idx, row)], L);
             }
             total += L;
         }
@@ -177,18 +181,12 @@ NN_CLONES double NN_S(nn_squared_error)(NN_T *dZ, const NN_T *Z, const NN_T *b, 
             g[j] = gj;
         }
         L = 0.5 * L;
-        if (sw) {
-            const NN_T w = sw[r];
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                g[j] *= w;
-            L = L * (double)w;
-        }
+        if (sw)
+            L = NN_S(nn_weigh_row)(g, n_cols, sw[r], L);
         total += L;
     }
     return total;
 }
-
-
 
 /* Y log Y in double, 0 at Y = 0 (the deviance's constant; Y >= 0). */
 NN_INLINE double NN_S(nn_ylogy)(double y)
@@ -215,12 +213,8 @@ NN_CLONES double NN_S(nn_poisson_deviance)(NN_T *dZ, const NN_T *Z, const NN_T *
             L += NN_S(nn_ylogy)(y64) - y64 * (double)zj - y64 + (double)p;
             g[j] = p - yr[j];
         }
-        if (sw) {
-            const NN_T w = sw[r];
-            for (ptrdiff_t j = 0; j < n_cols; j++)
-                g[j] *= w;
-            L = L * (double)w;
-        }
+        if (sw)
+            L = NN_S(nn_weigh_row)(g, n_cols, sw[r], L);
         total += L;
     }
     return total;

@@ -9,6 +9,16 @@ __all__ = ["softmax_cross_entropy", "logistic_cross_entropy", "squared_error",
            "poisson_deviance", "output_loss"]
 
 
+def _weighted(G, L, sw, out):
+    """Write the loss gradient ``G`` (rows times their sample weights ``sw``, if any) to
+    ``out``; return the weighted sum of the per-row losses ``L``."""
+    if sw is not None:
+        G *= sw[:, None]
+        L = L * sw
+    out[...] = G
+    return float(L.sum())
+
+
 def softmax_cross_entropy(Z, y, sw, out):
     """Softmax output with cross-entropy on integer labels.
 
@@ -39,11 +49,7 @@ def softmax_cross_entropy(Z, y, sw, out):
     p_true = np.clip(P[np.arange(n), y], eps, 1 - eps)
     L = -np.log(p_true.astype(np.float64))
     P[np.arange(n), y] -= Z.dtype.type(1.0)
-    if sw is not None:
-        P *= sw[:, None]
-        L = L * sw
-    out[...] = P
-    return float(L.sum())
+    return _weighted(P, L, sw, out)
 
 
 def logistic_cross_entropy(Z, Y, sw, out):
@@ -70,11 +76,7 @@ def logistic_cross_entropy(Z, Y, sw, out):
     Y64 = Y.astype(np.float64)
     L = -(Y64 * np.log(Pc) + (1.0 - Y64) * np.log1p(-Pc)).sum(axis=1)
     G = P - Y
-    if sw is not None:
-        G *= sw[:, None]
-        L = L * sw
-    out[...] = G
-    return float(L.sum())
+    return _weighted(G, L, sw, out)
 
 
 def squared_error(Z, Y, sw, out):
@@ -95,11 +97,7 @@ def squared_error(Z, Y, sw, out):
     """
     G = Z - Y
     L = 0.5 * (G.astype(np.float64) ** 2).sum(axis=1)
-    if sw is not None:
-        G *= sw[:, None]
-        L = L * sw
-    out[...] = G
-    return float(L.sum())
+    return _weighted(G, L, sw, out)
 
 
 def poisson_deviance(Z, Y, sw, out):
@@ -129,11 +127,7 @@ def poisson_deviance(Z, Y, sw, out):
     with np.errstate(over="ignore", invalid="ignore"):
         L = (ylogy - Y64 * Z64 - Y64 + P.astype(np.float64)).sum(axis=1)
     G = P - Y
-    if sw is not None:
-        G *= sw[:, None]
-        L = L * sw
-    out[...] = G
-    return float(L.sum())
+    return _weighted(G, L, sw, out)
 
 
 #: Loss of each output code.
