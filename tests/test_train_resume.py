@@ -178,3 +178,44 @@ def test_ctrl_c_keeps_the_history_and_the_start_of_epoch_weights(backend):
     # that ended, and the weights are those of the last end, where the state resumes.
     assert result["epochs"] == result["last_end"] == result["state_epoch"] >= 1
     assert result["at_last_epoch_end"]
+
+
+SIGINT_IN_EPOCH_END = textwrap.dedent("""
+    import json, os, signal, sys
+    import numpy as np
+    import nnopt_fast as nf
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    net = nf.MLP([8, 16, 2], random_state=0)
+    ends = {}
+
+    def epoch_end(epoch, net, history):
+        if epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C inside the epoch's bookkeeping
+        ends[epoch] = net.params.copy()
+
+    try:
+        nf.train(net, X, y, epochs=50, batch_size=32, lr=0.01, optimizer="adam",
+                 backend=sys.argv[1], n_threads=1, random_state=0,
+                 callbacks=[nf.LambdaCallback(on_epoch_end=epoch_end)])
+    except nf.TrainingInterrupted as exc:
+        print(json.dumps({"epochs": exc.history.epochs, "last_end": max(ends),
+                          "state_epoch": exc.history.state.epoch,
+                          "at_last_epoch_end": bool(np.array_equal(net.params,
+                                                                   ends[max(ends)]))}))
+""")
+
+
+@pytest.mark.parametrize("backend", ["cython", "numba"])
+def test_ctrl_c_during_an_epochs_bookkeeping_is_raised_once_the_epoch_is_recorded(backend):
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", SIGINT_IN_EPOCH_END, backend],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # The epoch-end callback ran to its end, then the interrupt: epoch 2 is the last
+    # recorded one, and the weights are its end's, where the state resumes.
+    assert result == {"epochs": 2, "last_end": 2, "state_epoch": 2, "at_last_epoch_end": True}

@@ -1,5 +1,8 @@
 """The one epoch driver around a backend's compiled ``run_epoch``, and its configuration."""
 
+import contextlib
+import signal
+import threading
 import time
 
 import numpy as np
@@ -275,13 +278,42 @@ def run_driver(backend, driver, X, T, sw):
             perm, rate = driver.start()
             t0 = time.perf_counter()
             # Overflow on the way to a divergence is reported once, by DivergenceError below.
+            recorded = False
             try:
                 with np.errstate(over="ignore", invalid="ignore"):
                     out = backend.run_epoch(cfg, state, X, T, sw, perm, rate, state.step)
+                seconds = time.perf_counter() - t0
+                # The epoch's bookkeeping (counters, history, callbacks) is not cut short
+                # by a Ctrl-C: one arriving meanwhile is raised once it is recorded.
+                with _sigint_deferred():
+                    driver.finish(out, seconds)
+                    recorded = True
             except ZeroDivisionError as err:
                 raise driver.abort(err) from err
             except KeyboardInterrupt:
-                driver.abort()
+                if not recorded:  # the kernel was interrupted, or had just returned
+                    driver.abort()
                 raise
-            driver.finish(out, time.perf_counter() - t0)
     return driver.losses
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold back SIGINT for the block (main thread only; elsewhere Python delivers none):
+    a signal that arrives meanwhile goes to the previous handler when the block ends
+    without an error (Python's default raises KeyboardInterrupt there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    except ValueError:  # no signal handling in this interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, caught[0])
