@@ -21,14 +21,17 @@ import warnings
 import numpy as np
 
 
-def _median_time(fn, calls, repeats):
-    times = []
+def _interleaved(fns, calls, repeats):
+    """``{name: median seconds per call}`` of ``fns``, each timed over ``calls`` calls,
+    the sides alternating, ``repeats`` rounds."""
+    times = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - t0) / calls)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[k].append((time.perf_counter() - t0) / calls)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main(argv=None):
@@ -47,27 +50,17 @@ def main(argv=None):
     ours = nf.MLPClassifier(max_iter=50, random_state=0).fit(X, y)
     theirs = SkMLP(max_iter=50, random_state=0).fit(X, y)
     np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-8)
-    proba = {"nnopt_fast": lambda: ours.predict_proba(X),
-             "scikit-learn": lambda: theirs.predict_proba(X)}
-    t_proba = {k: [] for k in proba}
-    for _ in range(args.repeats):
-        for k, fn in proba.items():
-            t_proba[k].append(_median_time(fn, 20, 1))
-    med = {k: statistics.median(v) for k, v in t_proba.items()}
+    med = _interleaved({"nnopt_fast": lambda: ours.predict_proba(X),
+                        "scikit-learn": lambda: theirs.predict_proba(X)}, 20, args.repeats)
 
-    small_X = X[:, :64]
+    # digits has 64 features: a 64-32-10 network.
     net = nf.MLP([64, 32, 10], activation="tanh", dtype=np.float64, random_state=0)
-    est = nf.MLPClassifier((32,), max_iter=20, random_state=0).fit(small_X, y)
-    sk = SkMLP((32,), max_iter=20, random_state=0).fit(small_X, y)
-    row = small_X[:1]
-    one = {"nf.MLP.predict": lambda: net.predict(row),
-           "MLPClassifier.predict": lambda: est.predict(row),
-           "scikit-learn predict": lambda: sk.predict(row)}
-    t_one = {k: [] for k in one}
-    for _ in range(args.repeats):
-        for k, fn in one.items():
-            t_one[k].append(_median_time(fn, 2000, 1))
-    lat = {k: statistics.median(v) for k, v in t_one.items()}
+    est = nf.MLPClassifier((32,), max_iter=20, random_state=0).fit(X, y)
+    sk = SkMLP((32,), max_iter=20, random_state=0).fit(X, y)
+    row = X[:1]
+    lat = _interleaved({"nf.MLP.predict": lambda: net.predict(row),
+                        "MLPClassifier.predict": lambda: est.predict(row),
+                        "scikit-learn predict": lambda: sk.predict(row)}, 2000, args.repeats)
 
     print(f"nnopt_fast {nf.__version__}, scikit-learn {sklearn.__version__}; medians of "
           f"{args.repeats} interleaved repeats")
