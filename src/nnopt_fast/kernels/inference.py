@@ -35,7 +35,7 @@ class Network:
         C-contiguous, one float dtype; referenced, not copied (the network sees later
         in-place changes of the weights).
     activation : {"tanh", "relu", "logistic", "identity"}
-    output : {"softmax", "logistic", "identity"}
+    output : {"softmax", "logistic", "identity", "exp"}
     backend : {"auto", "cython", "numba", "numpy"}
     """
 
@@ -46,7 +46,7 @@ class Network:
         self.n_out = self.coefs[-1].shape[1]
         self._backend = backend
         self._tail = None
-        self._widest = max(W.shape[0] * W.shape[1] for W in self.coefs)
+        self._widest = max(W.size for W in self.coefs)
         be = get_backend(backend)
         compile_network = getattr(be, "compile_network", None)
         self._net = None if compile_network is None else compile_network(
