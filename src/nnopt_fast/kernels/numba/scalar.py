@@ -3,14 +3,15 @@
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.extending import overload
+from numba.extending import intrinsic, overload, register_jitable
 
 from .. import hashing
 from .._numba_config import FASTMATH, jit
 from ..codes import ACTIVATIONS, OPTIMIZERS, OUTPUTS, STATUS
 
-__all__ = ["fast_tanh", "activate", "derivative", "sign", "soft_threshold", "mix64",
+__all__ = ["fast_tanh", "fast_exp", "fast_log", "activate", "derivative", "sign", "soft_threshold", "mix64",
            "step_key", "dropout_bits"]
 
 # The code tables as module constants, which Numba folds into the compiled code.
@@ -88,6 +89,94 @@ def _fast_tanh_ol(x):
     if x == types.float32:
         return lambda x: _tanh32(x)
     return lambda x: math.tanh(x)
+
+
+# ---------------------------------------------------------------------------
+# exp and log without a libm call, so that loops over them vectorize: the C kernels'
+# nn_exp_f32 and nn_log_f64 (csrc/nn_math.h), step for step.
+# ---------------------------------------------------------------------------
+@intrinsic
+def _bitcast(typingctx, x, like):
+    """The bits of ``x`` read as the type of ``like`` (same width: f32/u32, f64/u64)."""
+    to = like
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(to))
+
+    return to(x, like), codegen
+
+
+# Not fast-math: reassociation would fold the magic-number rounding (x + M) - M into x
+# and the two-part ln 2 of the range reduction into one.
+_EXACT = {"nogil": True, "fastmath": False, "error_model": "numpy"}
+
+
+@register_jitable(**_EXACT)
+def _exp32(x):
+    f = np.float32
+    xc = f(-87.0) if x < f(-87.0) else (f(88.0) if x > f(88.0) else x)
+    magic = f(12582912.0)  # 1.5 * 2^23: adding it rounds to an integer
+    kd = xc * f(1.44269504088896341) + magic
+    n = kd - magic
+    r = (xc - n * f(0.693145751953125)) - n * f(1.428606765330187045e-06)
+    p = f(1.0 / 5040.0)
+    p = p * r + f(1.0 / 720.0)
+    p = p * r + f(1.0 / 120.0)
+    p = p * r + f(1.0 / 24.0)
+    p = p * r + f(1.0 / 6.0)
+    p = p * r + f(0.5)
+    p = p * r + f(1.0)
+    p = p * r + f(1.0)
+    # 2^n from the low bits of kd (Numba widens uint32 arithmetic: cut back to 32 bits).
+    sb = np.uint32((_bitcast(kd, np.uint32(0)) + np.uint32(127)) << np.uint32(23))
+    scale = _bitcast(sb, f(0.0))
+    res = p * scale
+    res = f(0.0) if x < f(-87.0) else res
+    return f(np.inf) if x > f(88.0) else res
+
+
+def fast_exp(x):
+    """exp for the kernels, in compiled code only: in float32 the C kernels' polynomial
+    (about 2 ulp from expf, 0 below -87, inf above 88, NaN propagates), which vectorizes;
+    libm's exp in float64."""
+    raise NotImplementedError("fast_exp runs in compiled code only")
+
+
+@overload(fast_exp, jit_options=_EXACT)
+def _fast_exp_ol(x):
+    if x == types.float32:
+        return lambda x: _exp32(x)
+    return lambda x: math.exp(x)
+
+
+@register_jitable(**_EXACT)
+def fast_log(x):
+    """log of a positive normal float64 (the losses' clipped probabilities) without
+    libm, in compiled code only: x = m 2^e, log m = 2 atanh((m - 1) / (m + 1)) by eleven terms; about 2 ulp from
+    libm's log. NaN propagates; x <= 0, subnormals and inf are not handled."""
+    bits = _bitcast(x, np.uint64(0))
+    e0 = np.float64(np.int64(bits >> np.uint64(52))) - 1023.0
+    m = _bitcast((bits & np.uint64(0x000FFFFFFFFFFFFF)) | np.uint64(0x3FF0000000000000), 0.0)
+    up = m > 1.41421356237309504880
+    m = 0.5 * m if up else m
+    e = e0 + 1.0 if up else e0
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    q = 1.0 / 23.0
+    q = q * s2 + 1.0 / 21.0
+    q = q * s2 + 1.0 / 19.0
+    q = q * s2 + 1.0 / 17.0
+    q = q * s2 + 1.0 / 15.0
+    q = q * s2 + 1.0 / 13.0
+    q = q * s2 + 1.0 / 11.0
+    q = q * s2 + 1.0 / 9.0
+    q = q * s2 + 1.0 / 7.0
+    q = q * s2 + 1.0 / 5.0
+    q = q * s2 + 1.0 / 3.0
+    # ln 2 split so that e * hi is exact for the exponents of doubles.
+    res = e * 6.93147180369123816490e-01 + (2.0 * s + (2.0 * s * (s2 * q)
+                                                       + e * 1.90821492927058770002e-10))
+    return x if x != x else res
 
 
 @jit(helper=True)

@@ -5,6 +5,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._numba_config import jit
+from .borrow import as_matrix
 from .rows import backward_act, bias_act, bias_act_dropout, dense_backward, loss_rows
 from .scalar import IDENTITY, NONFINITE, OK, ZERO_WEIGHT, step_key
 from .sparse import csr_backward, csr_forward, is_csr
@@ -43,7 +44,7 @@ class Rows(NamedTuple):
 @jit(helper=True, inline=True)
 def _matrix(buf, offset, n_rows, n_cols):
     """The (n_rows, n_cols) row-major matrix at ``offset`` of the flat ``buf``."""
-    return buf[offset:offset + n_rows * n_cols].reshape(n_rows, n_cols)
+    return as_matrix(buf[offset:offset + n_rows * n_cols], n_rows, n_cols)
 
 
 @jit(helper=True, inline=True)
@@ -101,13 +102,13 @@ def has_dropout(plan, l):
 # ---------------------------------------------------------------------------
 @jit(helper=True)
 def _gather(X, idx, out):
-    """``out = X[idx]``, row by row."""
+    """``out = X[idx]``, row by row (indexed in place: a view per row would cost two
+    reference counts a row)."""
     n_in = X.shape[1]
     for i in range(idx.shape[0]):
-        src = X[idx[i]]
-        dst = out[i]
+        r = idx[i]
         for j in range(n_in):
-            dst[j] = src[j]
+            out[i, j] = X[r, j]
 
 
 @jit(helper=True, inline=True)
