@@ -11,7 +11,9 @@ borrowed as in the epochs), the three products of a training step, ``A W`` (forw
 - ``dot``: ``np.dot`` (SciPy's BLAS, what the Numba backend calls);
 - ``rows``: loops over the row-major blocks (inner loop over a layer's units);
 - ``features``: loops over feature-major blocks (inner loop over the batch, the C
-  backend's layout for narrow networks, without its register tiles).
+  backend's layout for narrow networks, without its register tiles);
+- ``rows, constant widths``: the ``rows`` forward compiled for one layer shape, its
+  widths constants of the function (what a Numba kernel specialized per shape gets).
 
 Numba cannot declare two arrays free of aliasing, so LLVM keeps each loop's loads and
 stores in order and the short inner loops stay scalar or load/store-bound.
@@ -40,6 +42,20 @@ def rows_forward(A, W, out):
             a = A[i, kk]
             for j in range(m):
                 out[i, j] += a * W[kk, j]
+
+
+def rows_forward_for(k, m):
+    """The row-major forward compiled for ``k`` inputs and ``m`` units (constants)."""
+    @njit(fastmath=set(FASTMATH))
+    def forward(A, W, out):
+        for i in range(A.shape[0]):
+            for j in range(m):
+                out[i, j] = 0
+            for kk in range(k):
+                a = A[i, kk]
+                for j in range(m):
+                    out[i, j] += a * W[kk, j]
+    return forward
 
 
 @njit(fastmath=set(FASTMATH))
@@ -139,8 +155,8 @@ def _us(f, *args):
 
 
 def main():
-    print("| dtype | n x k x m | product | dot | rows | features |")
-    print("|---|---|---|---|---|---|")
+    print("| dtype | n x k x m | product | dot | rows | features | rows, constant widths |")
+    print("|---|---|---|---|---|---|---|")
     for dt in (np.float32, np.float64):
         for n, k, m in SHAPES:
             rng = np.random.default_rng(0)
@@ -156,10 +172,11 @@ def main():
                      "A^T D": (_us(rows_weight_grad, A, D, dW),
                                _us(features_weight_grad, AT, DT, dW)),
                      "D W^T": (_us(rows_delta, D, W, dA), _us(features_delta, DT, W, dAT))}
+            const = {"A W": f"{_us(rows_forward_for(k, m), A, W, out):.2f}"}
             for name, t_dot in rows.items():
                 r, f = loops[name]
                 print(f"| {np.dtype(dt).name} | {n} x {k} x {m} | {name} | {t_dot:.2f} | "
-                      f"{r:.2f} | {f:.2f} |")
+                      f"{r:.2f} | {f:.2f} | {const.get(name, '')} |")
 
 
 if __name__ == "__main__":
