@@ -218,6 +218,20 @@ def test_bias_variance_curve_shares_rounds_across_values(rng):
         bias_variance_curve(est, X, y, Xte, yte, "nope", [1], n_rounds=2)
 
 
+def test_reports_label_a_pipeline_parameter_by_its_last_part(rng):
+    X, y = _regression(rng, 60)
+    Xte, yte = _regression(rng, 30)
+    est = make_pipeline(StandardScaler(), _tiny_regressor())
+    name = "mlpregressor__alpha"
+    bvc = bias_variance_curve(est, X, y, Xte, yte, name, [0.0, 1.0], n_rounds=2,
+                              random_state=0)
+    vc = nf.validation_curve(est, X, y, name, [0.0, 1.0], cv=2)
+    for text in (str(bvc), str(vc)):
+        title, header = text.splitlines()[:2]
+        assert name in title
+        assert header.split()[0] == "alpha"
+
+
 # ---------------------------------------------------------------------------
 # curves
 # ---------------------------------------------------------------------------

@@ -60,6 +60,13 @@ def derived_int(seed_seq, index):
     return int(ss.generate_state(1, np.uint32)[0])
 
 
+def param_label(name):
+    """The column label of parameter ``name`` in a report's table: its last component
+    (``alpha`` of ``pipeline``'s ``mlpclassifier__alpha``); tables name the full
+    parameter in their title."""
+    return name.rsplit("__", 1)[-1]
+
+
 def fmt(x):
     """A number for a report: four significant digits, no exponent from 1,000 to 10 million."""
     return f"{x:.0f}" if 1e3 <= abs(x) < 1e7 else f"{x:.4g}"

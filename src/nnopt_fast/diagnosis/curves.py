@@ -20,6 +20,7 @@ from ._common import (
     mean_baseline,
     model_loss,
     n_samples_of,
+    param_label,
     one_blas_thread,
     predicts_argmax,
     prepare,
@@ -134,7 +135,7 @@ class ValidationCurve(_Curve):
     def __str__(self):
         return (f"validation curve over {self.param_name} ({self.n_splits} splits; score "
                 f"{self.score_name}, loss {self.loss_name})\n"
-                + self._table(self.param_name, self.param_range))
+                + self._table(param_label(self.param_name), self.param_range))
 
     __repr__ = __str__
 

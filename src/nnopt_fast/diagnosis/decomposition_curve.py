@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import as_seed_sequence, child_seeds, fmt
+from ._common import as_seed_sequence, child_seeds, fmt, param_label
 from ._group import check_group, run_fits
 from .decomposition import _assemble, _fit_predict, _fit_predict_group, _validate
 
@@ -62,14 +62,15 @@ class BiasVarianceCurve:
 
     def __str__(self):
         zero_one = bool(self.results) and self.results[0].loss == "0-1"
-        w = max(14, len(self.param_name), *(len(str(v)) for v in self.param_range))
+        label = param_label(self.param_name)
+        w = max(14, len(label), *(len(str(v)) for v in self.param_range))
         if zero_one:  # expected = bias + net variance; net = unbiased - biased variance
             head, terms = "expected      bias  net var.  variance", ("expected_loss",
                           "bias_squared", "net_variance", "variance")
         else:
             head, terms = "expected     bias²  variance", ("expected_loss", "bias_squared",
                                                           "variance")
-        rows = [f"{self.param_name:>{w}}  {head}"]
+        rows = [f"bias-variance curve over {self.param_name}", f"{label:>{w}}  {head}"]
         for v, r in zip(self.param_range, self.results):
             rows.append(f"{v!s:>{w}}  " + "  ".join(f"{fmt(getattr(r, t)):>8}" for t in terms))
         if self.baseline is not None:
