@@ -16,7 +16,7 @@ import pytest
 import nnopt_fast as nf
 from nnopt_fast.kernels import _numba_config, get_backend
 from nnopt_fast.kernels import reference as ref
-from nnopt_fast.kernels.numba.scalar import fast_exp, fast_log
+from nnopt_fast.kernels.numba.scalar import fast_exp
 from nnopt_fast.train.loop import make_config
 from nnopt_fast.train.state import TrainState
 from tolerances import ACTIVATION_ATOL, TRAIN_LOSS_RTOL, TRAIN_WEIGHT_RTOL
@@ -58,29 +58,25 @@ def test_tanh_propagates_nan():
 
 
 # ---------------------------------------------------------------------------
-# exp and log of the losses (no libm call, so that their loops vectorize)
+# exp of the losses (no libm call, so that its loops vectorize)
 # ---------------------------------------------------------------------------
 @numba.njit
-def _exps_and_logs(x32, x64):
+def _exps(x32, x64):
     e32 = np.empty_like(x32)
     e64 = np.empty_like(x64)
-    lg = np.empty_like(x64)
     for i in range(x32.shape[0]):
         e32[i] = fast_exp(x32[i])
     for i in range(x64.shape[0]):
         e64[i] = fast_exp(x64[i])
-        lg[i] = fast_log(x64[i])
-    return e32, e64, lg
+    return e32, e64
 
 
-def test_fast_exp_and_log_accuracy_and_edges():
+def test_fast_exp_accuracy_and_edges():
     x32 = np.concatenate([np.linspace(-87, 88, 1_000_001, dtype=np.float32),
                           np.array([0.0, -0.0, -87.5, -200.0, 88.5, 1e30, -np.inf, np.inf,
                                     np.nan], np.float32)])
-    x64 = np.concatenate([np.geomspace(np.finfo(np.float64).tiny, 1e300, 1_000_001),
-                          [2.220446049250313e-16, 0.5, 1.0, 1 - 2.2e-16, np.sqrt(2.0),
-                           np.nan]])
-    e32, e64, lg = _exps_and_logs(x32, x64)
+    x64 = np.concatenate([np.linspace(-745, 700, 100_001), [710.0, 1e300, np.nan]])
+    e32, e64 = _exps(x32, x64)
     body = np.isfinite(x32) & (x32 >= -87) & (x32 <= 88)
     want = np.exp(x32[body].astype(np.float64))
     rel = np.abs(e32[body] - want) / want
@@ -89,13 +85,9 @@ def test_fast_exp_and_log_accuracy_and_edges():
     # Below -87: 0; above 88: inf; NaN propagates.
     assert np.all(e32[(x32 < -87)] == 0) and np.all(np.isposinf(e32[x32 > 88]))
     assert np.isnan(e32[-1])
-    small = x64 < 700  # float64: libm's exp (np.exp's own may differ by an ulp)
-    np.testing.assert_allclose(e64[small], np.exp(x64[small]), rtol=4 * np.finfo(np.float64).eps)
-    assert np.all(np.isposinf(e64[x64 > 710]))
-    fin = np.isfinite(x64)
-    err = np.abs(lg[fin] - np.log(x64[fin])) / np.maximum(1.0, np.abs(np.log(x64[fin])))
-    assert err.max() <= 4 * np.finfo(np.float64).eps, f"log max error {err.max():.3g}"
-    assert lg[x64 == 1.0][0] == 0.0 and np.isnan(lg[-1])
+    # float64: libm's exp (NumPy's own may differ by an ulp).
+    np.testing.assert_allclose(e64[:-3], np.exp(x64[:-3]), rtol=4 * np.finfo(np.float64).eps)
+    assert np.all(np.isposinf(e64[-3:-1])) and np.isnan(e64[-1])
 
 
 # ---------------------------------------------------------------------------

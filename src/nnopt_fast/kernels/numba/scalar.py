@@ -11,7 +11,7 @@ from .. import hashing
 from .._numba_config import FASTMATH, jit
 from ..codes import ACTIVATIONS, OPTIMIZERS, OUTPUTS, STATUS
 
-__all__ = ["fast_tanh", "fast_exp", "fast_log", "activate", "derivative", "sign", "soft_threshold", "mix64",
+__all__ = ["fast_tanh", "fast_exp", "activate", "derivative", "sign", "soft_threshold", "mix64",
            "step_key", "dropout_bits"]
 
 # The code tables as module constants, which Numba folds into the compiled code.
@@ -92,12 +92,12 @@ def _fast_tanh_ol(x):
 
 
 # ---------------------------------------------------------------------------
-# exp and log without a libm call, so that loops over them vectorize: the C kernels'
-# nn_exp_f32 and nn_log_f64 (csrc/nn_math.h), step for step.
+# exp without a libm call, so that loops over it vectorize: the C kernels' nn_exp_f32
+# (csrc/nn_math.h), step for step.
 # ---------------------------------------------------------------------------
 @intrinsic
 def _bitcast(typingctx, x, like):
-    """The bits of ``x`` read as the type of ``like`` (same width: f32/u32, f64/u64)."""
+    """The bits of ``x`` read as the type of ``like`` (same width: f32/u32)."""
     to = like
 
     def codegen(context, builder, sig, args):
@@ -147,36 +147,6 @@ def _fast_exp_ol(x):
     if x == types.float32:
         return lambda x: _exp32(x)
     return lambda x: math.exp(x)
-
-
-@register_jitable(**_EXACT)
-def fast_log(x):
-    """log of a positive normal float64 (the losses' clipped probabilities) without
-    libm, in compiled code only: x = m 2^e, log m = 2 atanh((m - 1) / (m + 1)) by eleven terms; about 2 ulp from
-    libm's log. NaN propagates; x <= 0, subnormals and inf are not handled."""
-    bits = _bitcast(x, np.uint64(0))
-    e0 = np.float64(np.int64(bits >> np.uint64(52))) - 1023.0
-    m = _bitcast((bits & np.uint64(0x000FFFFFFFFFFFFF)) | np.uint64(0x3FF0000000000000), 0.0)
-    up = m > 1.41421356237309504880
-    m = 0.5 * m if up else m
-    e = e0 + 1.0 if up else e0
-    s = (m - 1.0) / (m + 1.0)
-    s2 = s * s
-    q = 1.0 / 23.0
-    q = q * s2 + 1.0 / 21.0
-    q = q * s2 + 1.0 / 19.0
-    q = q * s2 + 1.0 / 17.0
-    q = q * s2 + 1.0 / 15.0
-    q = q * s2 + 1.0 / 13.0
-    q = q * s2 + 1.0 / 11.0
-    q = q * s2 + 1.0 / 9.0
-    q = q * s2 + 1.0 / 7.0
-    q = q * s2 + 1.0 / 5.0
-    q = q * s2 + 1.0 / 3.0
-    # ln 2 split so that e * hi is exact for the exponents of doubles.
-    res = e * 6.93147180369123816490e-01 + (2.0 * s + (2.0 * s * (s2 * q)
-                                                       + e * 1.90821492927058770002e-10))
-    return x if x != x else res
 
 
 @jit(helper=True)
