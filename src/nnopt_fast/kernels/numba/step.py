@@ -5,14 +5,20 @@ from typing import NamedTuple
 import numpy as np
 
 from .._numba_config import jit
-from .borrow import as_matrix
+from .borrow import as_matrix, prefetch
 from .rows import backward_act, bias_act, bias_act_dropout, dense_backward, loss_rows
 from .scalar import IDENTITY, NONFINITE, OK, ZERO_WEIGHT, step_key
 from .sparse import csr_backward, csr_forward, is_csr
 from .updates import penalty_value, step_coeffs, update_chunk
 
 __all__ = ["Epoch", "Rows", "weights", "bias", "block_A", "block_H", "block_M", "block_D",
-           "has_dropout", "batch_rows", "batch_weight", "gradient_rows", "batch_step"]
+           "has_dropout", "batch_rows", "batch_weight", "prefetch_rows", "gradient_rows",
+           "batch_step", "PREFETCH_MAX_BYTES"]
+
+#: Batches whose rows of X span more bytes are not prefetched (as in the C step,
+#: ``NN_PREFETCH_MAX_BYTES``): a full queue drops prefetches and they would evict what
+#: the step itself uses.
+PREFETCH_MAX_BYTES = 1 << 18
 
 
 class Epoch(NamedTuple):
@@ -139,6 +145,34 @@ def batch_weight(data, idx):
     for i in range(idx.shape[0]):
         s += np.float64(sw[idx[i]])
     return s
+
+
+@jit(helper=True)
+def _prefetch_lines(a, idx, row_len):
+    """Prefetch rows ``idx`` of ``a``, C-contiguous rows of ``row_len`` entries: each of
+    their cache lines, and the last entry (a row need not start on a line)."""
+    per_line = max(1, 64 // a.itemsize)
+    for i in range(idx.shape[0]):
+        base = idx[i] * row_len
+        for off in range(0, row_len, per_line):
+            prefetch(a, base + off)
+        prefetch(a, base + row_len - 1)
+
+
+@jit(helper=True, inline=True)
+def prefetch_rows(plan, data, idx):
+    """Start loading samples ``idx`` of a coming batch (shuffled rows miss the caches):
+    their labels or targets and weights first (few lines), then their rows of a dense X,
+    unless those span more than :data:`PREFETCH_MAX_BYTES`."""
+    if data.y.shape[0] != 0:
+        _prefetch_lines(data.y, idx, 1)
+    if data.Y.shape[0] != 0:
+        _prefetch_lines(data.Y, idx, data.Y.shape[1])
+    if data.sw.shape[0] != 0:
+        _prefetch_lines(data.sw, idx, 1)
+    X = data.X
+    if X.shape[0] != 0 and idx.shape[0] * X.shape[1] * X.itemsize <= PREFETCH_MAX_BYTES:
+        _prefetch_lines(X, idx, X.shape[1])
 
 
 @jit

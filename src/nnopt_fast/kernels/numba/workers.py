@@ -8,7 +8,7 @@ from .._numba_config import jit
 from .barrier import atomic_cas, barrier_wait, load_relaxed, store_relaxed
 from .borrow import borrow
 from .scalar import INTERRUPTED, NONFINITE, OK, ZERO_WEIGHT
-from .step import Rows, batch_rows, batch_step, batch_weight, gradient_rows
+from .step import Rows, batch_rows, batch_step, batch_weight, gradient_rows, prefetch_rows
 from .updates import penalty_value, slice_rows, step_coeffs, update_chunk
 
 __all__ = ["Team", "SLOT", "serial_loop", "sync_worker", "hogwild_worker",
@@ -65,6 +65,8 @@ def serial_loop(plan, state, data, work, epoch):
     for k in range(n_batches):
         if _stopped(epoch.stop):
             return data_loss, penalty, k, INTERRUPTED
+        if k + 1 < n_batches:
+            prefetch_rows(plan, data, batch_rows(plan, epoch, k + 1))
         status, dl, pl = batch_step(plan, state, data, work, epoch, k)
         if status != OK:
             return data_loss, penalty, k, status
@@ -105,6 +107,10 @@ def sync_worker(plan, state, data, work, team, epoch, tid):
             break
         coeffs = step_coeffs(plan, S, epoch.lr, epoch.t0 + k + 1)
         r0, r1 = slice_rows(nb, tid, T)
+        if k + 1 < n_batches:
+            nxt = batch_rows(plan, epoch, k + 1)
+            q0, q1 = slice_rows(nxt.shape[0], tid, T)
+            prefetch_rows(plan, data, nxt[q0:q1])
         ls = 0.0
         if r1 > r0:
             ls = gradient_rows(plan, state.params, grads, data, work,
@@ -159,6 +165,8 @@ def hogwild_worker(plan, state, data, work, team, epoch, tid):
         if _stopped(epoch.stop):
             _set_status(team, INTERRUPTED)
             break
+        if k + T < n_batches:
+            prefetch_rows(plan, data, batch_rows(plan, epoch, k + T))
         status, dl, pl = batch_step(plan, state, data, work, epoch, k)
         if status != OK:
             _set_status(team, status)
