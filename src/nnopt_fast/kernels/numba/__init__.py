@@ -3,7 +3,8 @@
 Modules by role: :mod:`.scalar` (codes, activations, the dropout hash), :mod:`.rows`
 (row and elementwise kernels), :mod:`.updates` (per-step coefficients, optimizers,
 penalties), :mod:`.sparse` (the first layer on a sparse X's non-zeros), :mod:`.step`
-(workspace views and the batch step), :mod:`.barrier` (atomics and the barrier of the
+(workspace views and the batch step), :mod:`.inference` (the compiled forward pass
+of prediction), :mod:`.barrier` (atomics and the barrier of the
 threaded epochs), :mod:`.borrow` (the epochs' arrays without reference counting),
 :mod:`.workers` (the compiled epochs), :mod:`.driver` (their buffers and thread teams)
 and :mod:`.bodies` (the single kernels).
@@ -18,11 +19,12 @@ from ..hashing import dropout_threshold  # noqa: F401 (one of every backend's ke
 from ..reference import DOCS, KERNELS
 from .bodies import BODIES
 from .driver import parallel_epoch, serial_epoch
+from .inference import NumbaNetwork
 from .scalar import fast_tanh
 from .workers import serial_loop
 
 __all__ = ["BACKEND_NAME", "backend_info", "fast_tanh", "serial_epoch", "parallel_epoch",
-           *KERNELS]
+           "compile_network", *KERNELS]
 
 #: Name of this backend in the registry.
 BACKEND_NAME = "numba"
@@ -39,6 +41,13 @@ run_epoch.__doc__ = """One epoch of mini-batch training, in compiled code with t
     allocation per batch. With ``cfg.n_threads > 1`` the epoch runs on that many threads
     of its own: sync (each batch split by rows, deterministic) or Hogwild.
     """
+
+
+def compile_network(coefs, intercepts, activation, output):
+    """The compiled forward pass of a network (weights C-contiguous, of one dtype; codes
+    of :mod:`nnopt_fast.kernels.codes`); ``.run(X, out, apply_output)``
+    (:class:`.inference.NumbaNetwork`)."""
+    return NumbaNetwork(coefs, intercepts, activation, output)
 
 
 def backend_info():
