@@ -218,6 +218,21 @@ def test_bias_variance_curve_shares_rounds_across_values(rng):
         bias_variance_curve(est, X, y, Xte, yte, "nope", [1], n_rounds=2)
 
 
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+def test_log_loss_of_equals_scikit_learns_bit_for_bit(rng, n_classes):
+    from nnopt_fast.diagnosis._common import log_loss_of
+
+    labels = np.array([f"c{k:02d}" for k in range(n_classes)])
+    for n in (1, 7, 1000):
+        P = rng.dirichlet(np.ones(n_classes) * 0.3, size=n)
+        P[0] = np.eye(n_classes)[0]  # probabilities 0 and 1: both clipped
+        P /= P.sum(axis=1, keepdims=True)
+        y = labels[rng.integers(0, n_classes, n)]
+        assert log_loss_of(y, P, labels) == log_loss(y, P, labels=labels)
+    with pytest.raises(ValueError, match="missing from labels"):
+        log_loss_of(np.array(["zz"]), np.full((1, n_classes), 1 / n_classes), labels)
+
+
 def test_reports_label_a_pipeline_parameter_by_its_last_part(rng):
     X, y = _regression(rng, 60)
     Xte, yte = _regression(rng, 30)

@@ -248,14 +248,40 @@ def predicts_argmax(est):
     return isinstance(final, (SkMLP, NfMLP))
 
 
+def log_loss_of(y, proba, labels):
+    """scikit-learn's ``log_loss(y, proba, labels=labels)``, bit for bit, for the
+    probabilities of :func:`full_proba` (float64, one column per entry of the sorted
+    ``labels``, rows summing to 1), without its input validation and label binarization
+    (4-5 ms a call, half the cost of a validation curve's fits).
+
+    The mean over rows of ``-log(clip(p[i, y_i], eps, 1 - eps))``: what scikit-learn's
+    one-hot ``-sum(xlogy(Y, clip(P)), axis=1)`` is, exactly, as every other term is 0.
+
+    Raises
+    ------
+    ValueError
+        If a label of ``y`` is not in ``labels``.
+    """
+    y, labels = np.asarray(y), np.asarray(labels)
+    if len(labels) < 2 or proba.dtype != np.float64 or proba.shape != (len(y), len(labels)):
+        from sklearn.metrics import log_loss
+
+        return float(log_loss(y, proba, labels=labels))
+    col = np.searchsorted(labels, y)
+    col = np.minimum(col, len(labels) - 1)
+    if not np.array_equal(labels[col], y):
+        raise ValueError("y holds labels missing from labels")
+    eps = np.finfo(np.float64).eps
+    p = np.clip(proba[np.arange(len(y)), col], eps, 1 - eps)
+    return float(np.mean(-np.log(p)))
+
+
 def model_loss(est, X, y, labels):
     """Log-loss of a fitted classifier (over all ``labels``), its 0-1 error, or the mse."""
     if is_classifier(est):
         if not hasattr(est, "predict_proba"):
             return float(np.mean(np.asarray(est.predict(X)) != y))
-        from sklearn.metrics import log_loss
-
-        return float(log_loss(y, full_proba(est, X, labels), labels=labels))
+        return log_loss_of(y, full_proba(est, X, labels), labels)
     pred = np.asarray(est.predict(X), dtype=np.float64)
     return float(np.mean((pred.reshape(np.shape(y)) - np.asarray(y, dtype=np.float64)) ** 2))
 
@@ -346,11 +372,8 @@ def constant_baseline(y_train, y_test, classifier, labels=None):
         prior = counts / counts.sum()
         majority = labels[int(np.argmax(counts))]
         accuracy = float(np.mean(y_test == majority))
-        from sklearn.metrics import log_loss
-
         proba = np.broadcast_to(prior, (len(y_test), len(labels)))
-        return Baseline(1.0 - accuracy, float(log_loss(y_test, proba, labels=labels)),
-                        accuracy)
+        return Baseline(1.0 - accuracy, log_loss_of(y_test, proba, labels), accuracy)
     yt, yv = y_train.astype(np.float64), y_test.astype(np.float64)
     mse = float(np.mean((yv - yt.mean(axis=0)) ** 2))
     spread = float(np.mean((yv - yv.mean(axis=0)) ** 2))

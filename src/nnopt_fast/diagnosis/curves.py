@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import is_classifier
-from sklearn.metrics import check_scoring, log_loss
+from sklearn.metrics import check_scoring
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 
 from ._common import (
@@ -16,6 +16,7 @@ from ._common import (
     derived_int,
     fmt,
     full_proba,
+    log_loss_of,
     loss_name,
     mean_baseline,
     model_loss,
@@ -168,7 +169,7 @@ def _scores(est, X, y, train, test, scorer, labels):
             if scorer is None:
                 proba = full_proba(est, Xs, labels)
                 out.append((float(np.mean(labels[proba.argmax(axis=1)] == ys)),
-                             float(log_loss(ys, proba, labels=labels))))
+                             log_loss_of(ys, proba, labels)))
             else:
                 out.append((float(scorer(est, Xs, ys)), model_loss(est, Xs, ys, labels)))
     (s_tr, l_tr), (s_te, l_te) = out
