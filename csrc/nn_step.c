@@ -87,6 +87,34 @@ static inline int nn_slice_rows(ptrdiff_t nb, int s, int n_slices, ptrdiff_t *r0
     return *r1 > *r0;
 }
 
+/* The widest hidden layer of a network (1 without hidden layers). */
+static inline ptrdiff_t nn_forward_widest(const nn_net *net)
+{
+    ptrdiff_t widest = 1;
+    for (int l = 1; l < net->n_layers; l++)
+        widest = net->sizes[l] > widest ? (ptrdiff_t)net->sizes[l] : widest;
+    return widest;
+}
+
+#define NN_FORWARD_BLOCK_GROUP 4
+
+/* The row blocks of a forward call of n_rows rows: returns their number and sets *block
+ * to their rows (the last block may be shorter). As few blocks of at most net->block_rows
+ * rows as it takes, rounded up to a multiple of NN_FORWARD_BLOCK_GROUP when more than
+ * one, all of one size: 2 or 4 threads taking them in turn then finish together, give or
+ * take the last block's remainder. They depend on n_rows alone, never on the thread
+ * count, so that each row's arithmetic does not either. */
+static inline ptrdiff_t nn_forward_blocks(const nn_net *net, ptrdiff_t n_rows, ptrdiff_t *block)
+{
+    const ptrdiff_t most = net->block_rows > 0 ? net->block_rows : 1;
+    ptrdiff_t n_blocks = (n_rows + most - 1) / most;
+    if (n_blocks > 1)
+        n_blocks = (n_blocks + NN_FORWARD_BLOCK_GROUP - 1) / NN_FORWARD_BLOCK_GROUP
+                   * NN_FORWARD_BLOCK_GROUP;
+    *block = n_blocks > 0 ? (n_rows + n_blocks - 1) / n_blocks : most;
+    return *block > 0 ? (n_rows + *block - 1) / *block : 0;
+}
+
 /* The most threads a team may have (the features-layout sync epoch keeps a flag per
  * thread on its stack). */
 #define NN_MAX_TEAM 1024
@@ -170,6 +198,7 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res)
 #define NN_S(name) name##_f32
 #define NN_GEMM nn_sgemm
 #include "nn_step_impl.h"
+#include "nn_forward_impl.h"
 #include "nn_workers_impl.h"
 #undef NN_T
 #undef NN_S
@@ -179,6 +208,7 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res)
 #define NN_S(name) name##_f64
 #define NN_GEMM nn_dgemm
 #include "nn_step_impl.h"
+#include "nn_forward_impl.h"
 #include "nn_workers_impl.h"
 #undef NN_T
 #undef NN_S

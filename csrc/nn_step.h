@@ -70,7 +70,8 @@ typedef struct {
     int n_layers;
     int activation;        /* NN_ACT_* of the hidden layers */
     int output;            /* NN_OUT_*: the output layer's activation */
-    ptrdiff_t block_rows;  /* rows per block: the workspace holds 2 x block_rows x widest */
+    ptrdiff_t block_rows;  /* most rows per block: a thread's workspace holds 2 x block_rows
+                            * x widest hidden layer */
     const int64_t *sizes;  /* [n_layers + 1] */
     const void *const *weights;  /* [n_layers]: W_l, (sizes[l-1], sizes[l]) row-major */
     const void *const *biases;   /* [n_layers]: b_l, (sizes[l],) */
@@ -156,10 +157,13 @@ int nn_team_result(const nn_team *team, int hogwild, nn_result *res);
                               int tid);                                                     \
     /* The forward pass of rows X (n_rows, sizes[0]) through net, block by block: out      \
      * (n_rows, sizes[L]) gets Z, or the output layer's activation of it if               \
-     * apply_output; work holds 2 x block_rows x (widest hidden layer). Returns            \
-     * NN_STATUS_NONFINITE, having checked every row, if X holds NaN or infinity. */       \
+     * apply_output. The blocks are shared among the calling thread and n_threads - 1     \
+     * helpers (nn_share_items), thread t in workspace work + t work_stride of 2 x          \
+     * block_rows x (widest hidden layer) elements; the result does not depend on         \
+     * n_threads. Returns NN_STATUS_NONFINITE, having checked every row, if X holds NaN    \
+     * or infinity. */                                                                     \
     int nn_forward##S(const nn_net *net, const T *X, ptrdiff_t n_rows, int apply_output,     \
-                      T *out, T *work);                                                     \
+                      T *out, T *work, ptrdiff_t work_stride, int n_threads);               \
     /* out = g(A W + b): A (n, k), W (k, c), b (c,), out (n, c), activation act. */        \
     void nn_dense_forward##S(const T *A, const T *W, const T *b, ptrdiff_t n, ptrdiff_t k,    \
                              ptrdiff_t c, int act, T *out);                                 \

@@ -1,6 +1,6 @@
 /*
- * Type-generic body of the training step declared in nn_step.h, and of the compiled
- * forward pass (inference).
+ * Type-generic body of the training step declared in nn_step.h, and of the single GEMM
+ * kernels built on it (nn_forward_impl.h's forward pass of inference calls them too).
  *
  * Deliberately no include guard: nn_step.c includes this file once per real type, with
  * NN_T (the type), NN_S(name) (suffixes _f32 / _f64) and NN_GEMM (the BLAS GEMM of that
@@ -50,33 +50,6 @@ double NN_S(nn_output_loss)(int output, NN_T *dZ, const NN_T *Z, const NN_T *b,
     default:
         return NN_S(nn_squared_error)(dZ, Z, b, Y, idx, sw, n_rows, n_cols);
     }
-}
-
-int NN_S(nn_forward)(const nn_net *net, const NN_T *X, ptrdiff_t n_rows, int apply_output,
-                     NN_T *out, NN_T *work)
-{
-    const int L = net->n_layers;
-    const int64_t *sz = net->sizes;
-    ptrdiff_t widest = 0;
-    int status = NN_STATUS_OK;
-    for (int l = 1; l < L; l++)
-        widest = sz[l] > widest ? sz[l] : widest;
-    for (ptrdiff_t r0 = 0; r0 < n_rows; r0 += net->block_rows) {
-        const ptrdiff_t nb = nn_min(net->block_rows, n_rows - r0);
-        const NN_T *A = X + r0 * sz[0];
-        if (status == NN_STATUS_OK && !NN_S(nn_all_finite)(A, nb * sz[0]))
-            status = NN_STATUS_NONFINITE;
-        for (int l = 1; l <= L; l++) {
-            NN_T *Z = l == L ? out + r0 * sz[L] : work + (l % 2) * net->block_rows * widest;
-            NN_S(nn_dense_forward)(A, (const NN_T *)net->weights[l - 1],
-                                   (const NN_T *)net->biases[l - 1], nb, sz[l - 1], sz[l],
-                                   l == L ? NN_ACT_IDENTITY : net->activation, Z);
-            A = Z;
-        }
-        if (apply_output)
-            NN_S(nn_output_activation)(net->output, out + r0 * sz[L], nb, sz[L]);
-    }
-    return status;
 }
 
 void NN_S(nn_dense_forward)(const NN_T *A, const NN_T *W, const NN_T *b, ptrdiff_t n,

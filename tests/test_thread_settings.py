@@ -199,9 +199,9 @@ def test_inference_holds_blas_to_one_thread_on_large_calls_only(rng):
     compiled, seen = net._net, []
 
     class Recording:
-        def run(self, X, out, apply_output):
+        def run(self, X, out, apply_output, n_threads=1):
             seen.append(set(_counts("blas")))
-            return compiled.run(X, out, apply_output)
+            return compiled.run(X, out, apply_output, n_threads)
 
     net._net = Recording()
     big = rng.standard_normal((THREADED_BLAS_WORK // 6400 + 1, 64))

@@ -1,4 +1,5 @@
-"""Threads and processes around training: concurrent fits, loky workers, pinned CPUs, fork.
+"""Threads and processes around training and prediction: concurrent fits and predictions,
+loky and joblib workers, pinned CPUs, fork.
 
 Each case runs in a fresh interpreter with a timeout, so that a hang fails the test
 instead of hanging the suite; the script prints one JSON line that the test checks.
@@ -15,6 +16,7 @@ import pytest
 
 import nnopt_fast as nf
 from nnopt_fast.train.threads import available_cores
+from tolerances import KERNEL_RTOL
 
 needs_2_cores = pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores")
 
@@ -31,6 +33,21 @@ import nnopt_fast as nf
 rng = np.random.default_rng(0)
 X = rng.standard_normal((1200, 64))
 y = np.argmax(X @ rng.standard_normal((64, 10)), axis=1)
+
+
+def child_exit(pid, timeout=60):
+    # The exit code of forked child pid, or None (and the child killed) after timeout s.
+    import os, signal, time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(code)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
 
 
 def fit(backend, n_threads, epochs=3, callbacks=None, thread_mode="data"):
@@ -267,8 +284,13 @@ with warnings.catch_warnings(record=True) as seen:
     del seen[:]
     two = fit("cython", 2)
     clamp_warnings = [str(w.message) for w in seen if "threads" in str(w.message)]
+from nnopt_fast.train.threads import inference_budget
+
+with inference_budget(None) as n_default, inference_budget(2) as n_two:
+    pass
 print(json.dumps({
     "cores": available_cores(), "n_iter": [clf.n_iter_, lbfgs.n_iter_],
+    "inference_threads": [n_default, n_two],
     "default_finite": bool(np.isfinite(default).all()),
     "default_equals_one_thread": bool(np.array_equal(default, fit("auto", 1,
                                                                  thread_mode="auto"))),
@@ -288,11 +310,173 @@ def test_pinned_to_one_cpu_defaults_fit_and_more_threads_clamp():
         "n_threads=2 asks for more threads than this process has cores (1 available): "
         "using 1"]
     assert res["two_equals_one"]
+    assert res["inference_threads"] == [1, 1]  # a large prediction keeps to the one CPU
+
+
+# --------------------------------------------------------------------------- prediction
+RULE = """
+from threadpoolctl import threadpool_limits
+from nnopt_fast.estimators._forward import network
+from nnopt_fast.kernels import get_backend
+from nnopt_fast.kernels.inference import SPLIT_WORK
+from nnopt_fast.train.state import TrainConfig
+from nnopt_fast.train.threads import available_cores, inference_budget, thread_budget
+
+
+def budget(n_threads=None):
+    with inference_budget(n_threads) as n:
+        return n
+
+
+out = {"default": budget(), "one": budget(1)}
+with warnings.catch_warnings():
+    warnings.simplefilter("error")  # clamped without a warning: the fit warned already
+    out["many"] = budget(available_cores() + 7)
+with threadpool_limits(limits=1, user_api="blas"):
+    out["blas_limited"] = [budget(), budget(-1), budget(2)]
+
+# While a run of another Python thread is in progress: one thread.
+entered, release = threading.Event(), threading.Event()
+
+
+def other():
+    cfg = TrainConfig(layer_sizes=(4, 3, 2), batch_size=4, n_threads=1)
+    with thread_budget(cfg, get_backend("cython")):
+        entered.set()
+        release.wait(60)
+
+
+t = threading.Thread(target=other)
+t.start()
+out["entered"] = entered.wait(60)
+out["beside_a_run"] = budget()
+release.set()
+t.join(60)
+
+# An estimator's predictions: the threads its compiled call is asked for.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # not converged
+    est = nf.MLPClassifier(max_iter=2, random_state=0).fit(X, y)
+net = network(est.coefs_, est.intercepts_, est.activation, est.out_activation_, owner=est)
+compiled, seen = net._net, []
+
+
+class Recording:
+    def run(self, X, out, apply_output, n_threads=1):
+        seen.append(n_threads)
+        return compiled.run(X, out, apply_output)
+
+
+net._net = Recording()
+big = rng.standard_normal((SPLIT_WORK // sum(W.size for W in est.coefs_) + 1, 64))
+est.predict_proba(big)
+est.predict(big[:300])  # a few hundred rows: one thread
+est.set_params(n_threads=1)
+est.predict_proba(big)
+est.set_params(n_threads=None)
+with threadpool_limits(limits=1, user_api="blas"):
+    est.predict_proba(big)
+out["estimator"] = seen
+print(json.dumps(out))
+"""
+
+
+@needs_2_cores
+def test_prediction_threads_follow_n_threads_blas_limits_and_other_runs():
+    res = run_script(RULE)
+    assert res["default"] == 2 and res["one"] == 1 and res["many"] == 2
+    assert res["blas_limited"] == [1, 1, 1]  # as NumPy's and scikit-learn's would
+    assert res["entered"] and res["beside_a_run"] == 1
+    assert res["estimator"] == [2, 1, 1, 1]
+
+
+PREDICT = """
+import os
+import joblib
+from nnopt_fast.kernels.inference import SPLIT_WORK, Network
+from nnopt_fast.train.threads import inference_budget
+
+
+def reference(W, b, X):
+    Z = np.tanh(X @ W[0] + b[0]) @ W[1] + b[1]
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+out = {}
+for name in ("float32", "float64"):
+    W = [(rng.standard_normal((64, 100)) / 8).astype(name),
+         (rng.standard_normal((100, 10)) / 10).astype(name)]
+    b = [rng.standard_normal(100).astype(name), rng.standard_normal(10).astype(name)]
+    net = Network(W, b, "tanh", "softmax", backend="cython")
+    # Enough rows to split (several blocks, a shorter last one).
+    Xd = rng.standard_normal((SPLIT_WORK // 7400 * 3 + 37, 64)).astype(name)
+    one, Z1 = net(Xd, n_threads=1), net(Xd, apply_output=False, n_threads=1)
+    raw = []
+    for k in (2, 3, 7):  # also more threads than cores, straight into the compiled call
+        P = np.empty_like(one)
+        net._net.run(Xd, P, True, k)
+        raw.append(P)
+    out[name] = {
+        "equal": all(np.array_equal(P, one) for P in [net(Xd, n_threads=2), *raw]),
+        "equal_Z": bool(np.array_equal(net(Xd, apply_output=False, n_threads=2), Z1)),
+        "err": float(np.abs(one.astype(np.float64) - reference(W, b, Xd)).max()),
+    }
+
+# Several Python threads predicting with one network at once: each its own workspaces.
+Xs = [np.ascontiguousarray(Xd[rng.permutation(Xd.shape[0])]) for _ in range(4)]
+expected = [net(x, n_threads=1) for x in Xs]
+seen = [None] * 4
+
+
+def predict(i):
+    seen[i] = all(np.array_equal(net(Xs[i], n_threads=2), expected[i]) for _ in range(10))
+
+
+workers = [threading.Thread(target=predict, args=(i,)) for i in range(4)]
+for t in workers:
+    t.start()
+for t in workers:
+    t.join(120)
+out["concurrent"] = seen
+
+
+def budget():
+    with inference_budget(None) as n:
+        return n
+
+
+out["joblib_threads"] = joblib.Parallel(n_jobs=2, backend="threading")(
+    joblib.delayed(budget)() for _ in range(4))
+with inference_budget(None) as n:
+    out["alone"] = n
+
+# A forked child predicts on threads after the parent did.
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if np.array_equal(net(Xd, n_threads=2), one) else 3)
+out["child_exit"] = child_exit(pid)
+print(json.dumps(out))
+"""
+
+
+@needs_2_cores
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_split_prediction_is_the_one_thread_prediction_bit_for_bit():
+    res = run_script(PREDICT)
+    for name in ("float32", "float64"):
+        assert res[name]["equal"] and res[name]["equal_Z"], name
+        # And the reference's, to the kernels' tolerance (probabilities are at most 1).
+        assert res[name]["err"] < KERNEL_RTOL[np.dtype(name)], name
+    assert res["concurrent"] == [True] * 4
+    assert res["joblib_threads"] == [1] * 4  # inside joblib's workers: one thread each
+    assert res["alone"] == 2
+    assert res["child_exit"] == 0
 
 
 # --------------------------------------------------------------------------- fork
 FORK_WHILE_LOCKED = """
-import os, signal, time
+import os
 from nnopt_fast.train import threads
 
 # Another thread holds the thread owner's lock at the moment of the fork.
@@ -314,16 +498,7 @@ if pid == 0:
     os._exit(0)
 release.set()
 holder.join()
-status = None
-deadline = time.monotonic() + 60
-while status is None and time.monotonic() < deadline:
-    done, code = os.waitpid(pid, os.WNOHANG)
-    status = code if done else None
-    time.sleep(0.05)
-if status is None:
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-print(json.dumps({"child_exit": None if status is None else os.waitstatus_to_exitcode(status)}))
+print(json.dumps({"child_exit": child_exit(pid)}))
 """
 
 

@@ -264,12 +264,12 @@ class _BaseMLP(BaseEstimator):
     # ---------------------------------------------------------------- inference
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations (probabilities or values) for X, by the compiled
-        forward pass."""
+        forward pass (a large X on up to ``n_threads`` threads)."""
         net = network(self.coefs_, self.intercepts_, self.activation, self.out_activation_,
                       owner=self)
         if check_input:
             X = check_predict_X(self, X)
-        return net(as_rows(X, net.dtype), apply_output=True)
+        return net(as_rows(X, net.dtype), apply_output=True, n_threads=self.n_threads)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "coefs_")

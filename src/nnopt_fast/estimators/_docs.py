@@ -16,7 +16,9 @@ PARAMS = """dropout : float in [0, 1) or sequence of float, default=0.0
         occupy the other cores), else ``OMP_NUM_THREADS`` if set (joblib's process workers
         and Dask's workers set it), else all available cores. ``-1`` is every available
         core (the affinity mask); more than that is clamped, with a warning. While
-        training, BLAS pools are held to this number.
+        training, BLAS pools are held to this number. Prediction on many rows splits
+        them among at most this many threads (fewer under a ``threadpool_limits`` of
+        BLAS), with the same result on any number.
     parallel : {"sync", "hogwild"}, default="sync"
         With ``n_threads > 1``: deterministic data-parallel steps, or lock-free Hogwild.
     backend : {"auto", "cython", "numba", "numpy"}, default="auto"

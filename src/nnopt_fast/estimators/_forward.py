@@ -34,7 +34,7 @@ def network(coefs, intercepts, activation, output="identity", owner=None):
     return cached[1]
 
 
-def forward(coefs, intercepts, X, activation):
+def forward(coefs, intercepts, X, activation, n_threads=None):
     """Output-layer pre-activations of the network for X, by the compiled forward pass.
 
     Parameters
@@ -44,6 +44,8 @@ def forward(coefs, intercepts, X, activation):
     X : ndarray or CSR matrix of shape (n_samples, n_features), float32 or float64
     activation : str
         The hidden activation (the output layer is left linear).
+    n_threads : int >= 1, -1 or None
+        The estimator's ``n_threads`` (the most threads a large X runs on).
 
     Returns
     -------
@@ -51,7 +53,7 @@ def forward(coefs, intercepts, X, activation):
     """
     net = network([np.asarray(W, X.dtype) for W in coefs],
                   [np.asarray(b, X.dtype) for b in intercepts], activation)
-    return net(as_rows(X), apply_output=False)
+    return net(as_rows(X), apply_output=False, n_threads=n_threads)
 
 
 def as_rows(X, dtype=None):

@@ -73,7 +73,7 @@ def _stopping_rule(est, net, val):
     def score():
         # Weights on their way to a divergence overflow here: the NaN score reports it.
         with np.errstate(over="ignore", invalid="ignore"):
-            Z = forward(net.coefs_, net.intercepts_, X_val, est.activation)
+            Z = forward(net.coefs_, net.intercepts_, X_val, est.activation, est.n_threads)
         est.validation_loss_curve_.append(
             data_loss(est.out_activation_, Z, T_val, sw_val, est.n_outputs_))
         value = est._val_score(Z, truth, sw_val)

@@ -32,10 +32,12 @@ cdef extern from "nn_step.h" nogil:
         const int64_t *sizes
         const void **weights
         const void **biases
+    int NN_MAX_CALL_THREADS
     int nn_forward_f32(const nn_net *net, const float *X, Py_ssize_t n_rows, int apply_output,
-                       float *out, float *work)
+                       float *out, float *work, Py_ssize_t work_stride, int n_threads)
     int nn_forward_f64(const nn_net *net, const double *X, Py_ssize_t n_rows,
-                       int apply_output, double *out, double *work)
+                       int apply_output, double *out, double *work, Py_ssize_t work_stride,
+                       int n_threads)
     ctypedef struct nn_epoch:
         const int64_t *perm
         Py_ssize_t n_perm

@@ -287,17 +287,27 @@ cdef class Group:
 cdef class Net:
     """A network for the compiled forward pass (``nn_forward``): its layers' weights
     (C-contiguous arrays of one dtype, kept referenced), activation codes and a workspace
-    of two blocks of ``block_rows`` rows of its widest hidden layer."""
+    per thread of two blocks of at most ``block_rows`` rows of its widest hidden layer.
+
+    ``workspace(n_threads, n_elements)`` makes the workspaces: a 2-D array of the dtype
+    whose row ``t`` (at least ``n_elements`` long) is thread ``t``'s. The network keeps
+    one, made anew when a call wants more threads than it has rows; a call made while
+    another is in progress (from another Python thread) runs in workspaces of its own.
+    """
 
     cdef nn_net c
     cdef const void **pointers
     cdef object keep
     cdef object work
+    cdef void *work_ptr
+    cdef Py_ssize_t work_rows, work_stride, work_size
+    cdef object workspace
+    cdef bint busy
     cdef bint single
     cdef readonly object dtype
 
-    def __cinit__(self, coefs, intercepts, int activation, int output,
-                  Py_ssize_t block_rows=256):
+    def __cinit__(self, coefs, intercepts, int activation, int output, workspace,
+                  Py_ssize_t block_rows=128):
         cdef Py_ssize_t L = len(coefs), l
         sizes = _np.array([coefs[0].shape[0]] + [W.shape[1] for W in coefs], dtype=_np.int64)
         self.pointers = <const void **>malloc(2 * L * sizeof(void *))
@@ -310,7 +320,9 @@ cdef class Net:
         self.dtype = coefs[0].dtype
         self.single = self.dtype.itemsize == 4
         widest = max([1] + [int(n) for n in sizes[1:-1]])
-        self.work = _np.empty(2 * block_rows * widest, dtype=self.dtype)
+        self.workspace = workspace
+        self.work_size = 2 * block_rows * widest
+        self._keep_work(workspace(1, self.work_size))
         self.c.n_layers = L
         self.c.activation = activation
         self.c.output = output
@@ -322,23 +334,41 @@ cdef class Net:
     def __dealloc__(self):
         free(self.pointers)
 
-    def run(self, X, out, bint apply_output):
-        """``out`` <- the output layer's pre-activations (or activations) for rows X;
-        returns an ``STATUS`` code (``nonfinite``: X holds NaN or infinity)."""
-        cdef Py_ssize_t n = X.shape[0]
+    cdef _keep_work(self, work):
+        self.work = work
+        self.work_ptr = _ptr(work)
+        self.work_rows = work.shape[0]
+        self.work_stride = work.strides[0] // work.itemsize
+
+    def run(self, X, out, bint apply_output, int n_threads=1):
+        """``out`` <- the output layer's pre-activations (or activations) for rows X, their
+        blocks split among up to ``n_threads`` threads (the result is the same on any
+        number); returns an ``STATUS`` code (``nonfinite``: X holds NaN or infinity)."""
+        cdef Py_ssize_t n = X.shape[0], stride = self.work_stride
         cdef void *x = _ptr(X)
         cdef void *o = _ptr(out)
-        cdef void *w = _ptr(self.work)
+        cdef void *w = self.work_ptr
         cdef int status = NN_STATUS_OK
+        cdef bint own = not self.busy
         if n == 0 or o == NULL:
             return status
+        n_threads = 1 if n_threads < 1 else min(n_threads, NN_MAX_CALL_THREADS)
+        if not own or n_threads > self.work_rows:
+            work = self.workspace(n_threads, self.work_size)
+            if own:
+                self._keep_work(work)
+            w = _ptr(work)
+            stride = work.strides[0] // work.itemsize
+        self.busy = True
         with nogil:
             if self.single:
                 status = nn_forward_f32(&self.c, <const float *>x, n, apply_output,
-                                        <float *>o, <float *>w)
+                                        <float *>o, <float *>w, stride, n_threads)
             else:
                 status = nn_forward_f64(&self.c, <const double *>x, n, apply_output,
-                                        <double *>o, <double *>w)
+                                        <double *>o, <double *>w, stride, n_threads)
+        if own:
+            self.busy = False
         return status
 
 

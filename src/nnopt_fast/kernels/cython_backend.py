@@ -110,8 +110,11 @@ def _penalty(coefs, l2, l1, div):
 
 def compile_network(coefs, intercepts, activation, output):
     """The compiled forward pass of a network (weights C-contiguous, of one dtype; codes
-    of :mod:`nnopt_fast.kernels.codes`); ``.run(X, out, apply_output)``."""
-    return _cython.Net(coefs, intercepts, activation, output)
+    of :mod:`nnopt_fast.kernels.codes`); ``.run(X, out, apply_output, n_threads=1)``.
+    Its threads' workspaces are rows of one array, each on its own cache lines."""
+    dtype = coefs[0].dtype
+    return _cython.Net(coefs, intercepts, activation, output,
+                       lambda n, size: _aligned_zeros((n, size), dtype, _THREAD_ALIGN_BYTES))
 
 
 def _forward(coefs, intercepts, act, X, out):

@@ -14,7 +14,7 @@ import threadpoolctl
 from .._validation import check_scalar
 
 __all__ = ["available_cores", "resolve_n_threads", "default_estimator_threads",
-           "choose_mode", "thread_budget", "limit_thread_pools", "single_thread_blas",
+           "choose_mode", "thread_budget", "limit_thread_pools", "inference_budget",
            "WORK_THRESHOLDS", "PARALLEL_BACKENDS"]
 
 #: Per backend, the multiply-adds of one step's forward GEMMs (batch rows x weights) from
@@ -63,7 +63,7 @@ def available_cores():
     return max(1, n or 1)
 
 
-def resolve_n_threads(n_threads, name="n_threads"):
+def resolve_n_threads(n_threads, name="n_threads", warn=True):
     """The thread count a run uses when asked for ``n_threads``.
 
     Parameters
@@ -72,6 +72,9 @@ def resolve_n_threads(n_threads, name="n_threads"):
         ``None`` and ``-1`` mean every available core (:func:`available_cores`).
     name : str
         The argument's name in messages.
+    warn : bool
+        False: clamp to the available cores without the warning (a prediction of a model
+        whose fit warned already).
 
     Returns
     -------
@@ -101,11 +104,10 @@ def resolve_n_threads(n_threads, name="n_threads"):
     if n < 1:
         raise ValueError(f"{name} must be a positive integer, or -1 or None for all "
                          f"{cores} available cores, got {n}")
-    if n > cores:
+    if n > cores and warn:
         warnings.warn(f"{name}={n} asks for more threads than this process has cores "
                       f"({cores} available): using {cores}", UserWarning, stacklevel=2)
-        return cores
-    return n
+    return min(n, cores)
 
 
 def default_estimator_threads():
@@ -300,6 +302,16 @@ class _SharedBlasCount:
                 self.saved[pool.filepath] = (pool, count)
             _set_threads(pool, self.saved[pool.filepath][1] if wanted is None else wanted)
 
+    def spare(self, run, n):
+        """Threads of their own for run ``run`` (in progress) that wants ``n``: 1 while a
+        run of another Python thread is in progress (its threads hold the cores), else at
+        most the count every BLAS pool had before the first run (a user's limit)."""
+        with self.lock:
+            me = self.runs[run][0]
+            if any(ident != me for ident, _ in self.runs.values()):
+                return 1
+            return min([n, *(count for _, count in self.saved.values())])
+
     def after_fork_in_child(self):
         # Only the forking thread lives on in a child, and another thread may have held
         # the lock at the fork. The saved counts stay: they are still the ones to restore.
@@ -332,14 +344,15 @@ def _per_thread_count(pools, n=None):
 @contextlib.contextmanager
 def _blas_threads(n):
     """BLAS threads for one run: ``n``, or None to leave them as they are (shared: see
-    :class:`_SharedBlasCount`; per thread: set in the calling thread and set back)."""
+    :class:`_SharedBlasCount`; per thread: set in the calling thread and set back).
+    Yields the run's id."""
     run = _SHARED_BLAS.join(n)
     try:
         if n is None:
-            yield
+            yield run
         else:
             with _per_thread_count(_pools()[1], n):
-                yield
+                yield run
     finally:
         _SHARED_BLAS.leave(run)
 
@@ -393,15 +406,38 @@ def thread_budget(cfg, backend=None, n_samples=None):
         yield run_cfg
 
 
-def single_thread_blas():
-    """BLAS on the calling thread alone while compiled code makes many small GEMM calls
-    (the forward pass of inference, 256 rows a call): a threaded BLAS gains nothing on
-    such calls and waits for its threads when another library's BLAS threads or another
-    process hold the cores (measured: ``predict_proba`` on digits 5.1 ms with two BLAS
-    threads beside NumPy's, 0.9 ms on one). Shared with the runs in progress as
-    :func:`thread_budget`'s count is; set back on exit.
+@contextlib.contextmanager
+def inference_budget(n_threads=None):
+    """Hold the thread settings of one large compiled inference call; yields the number
+    of threads among which it splits its row blocks.
+
+    BLAS runs on the calling thread alone meanwhile: the forward pass makes many small
+    GEMM calls (a block each), on which a threaded BLAS gains nothing and waits for its
+    threads when another library's BLAS threads or another process hold the cores
+    (measured: ``predict_proba`` on digits 5.1 ms with two BLAS threads beside NumPy's,
+    0.9 ms on one). Shared with the runs in progress as :func:`thread_budget`'s count is;
+    set back on exit.
+
+    The threads are those of an estimator's fit with ``n_threads`` (more than the
+    available cores is clamped without a warning), at most the count every BLAS pool had
+    before nnopt_fast's runs in progress changed it (a ``threadpool_limits`` or
+    ``OPENBLAS_NUM_THREADS`` of the caller: the blocks' threads do the work BLAS's
+    threads would), and 1 while a run of another Python thread is in progress (a fit or
+    a prediction, whose threads hold the cores).
+
+    Parameters
+    ----------
+    n_threads : int >= 1, -1 or None
+        As an estimator's ``n_threads`` (None: :func:`default_estimator_threads`).
+
+    Yields
+    ------
+    int
     """
-    return _blas_threads(1)
+    wanted = (default_estimator_threads() if n_threads is None
+              else resolve_n_threads(n_threads, warn=False))
+    with _blas_threads(1) as run:
+        yield _SHARED_BLAS.spare(run, wanted)
 
 
 @contextlib.contextmanager
