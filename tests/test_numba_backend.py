@@ -123,6 +123,9 @@ def test_compiled_inference_rejects_nan_rows_anywhere(rng):
     compiled = Network(net.coefs_, net.intercepts_, "tanh", "softmax", backend="numba")
     X = rng.normal(size=(600, 3)).astype(np.float32)
     assert compiled(X).shape == (600, 2) and compiled(X[:0]).shape == (0, 2)
+    # A call large enough for the threaded rules of inference runs the same pass.
+    big = rng.normal(size=(300_000, 3)).astype(np.float32)
+    np.testing.assert_array_equal(compiled(big)[:600], compiled(big[:600]))
     for bad in (np.nan, np.inf, -np.inf):
         X[517, 1] = bad  # in the third block
         with pytest.raises(ValueError, match="NaN or infinity"):

@@ -118,9 +118,11 @@ class NumbaNetwork:
         self._work_size = 2 * BLOCK_ROWS * widest
         self._dtype = coefs[0].dtype
 
-    def run(self, X, out, apply_output):
+    def run(self, X, out, apply_output, n_threads=1):
         """Write the output activations (``apply_output``) or pre-activations of rows
-        ``X`` into ``out``; returns the status code (``nonfinite`` for NaN or inf in X)."""
+        ``X`` into ``out``; returns the status code (``nonfinite`` for NaN or inf in X).
+        ``n_threads`` is accepted for the C backend's signature: this pass runs on the
+        calling thread."""
         work = np.empty(self._work_size, dtype=self._dtype)
         return forward_blocks(self._layers, self._act, self._output if apply_output else -1,
                               _readonly(X), out, work)
