@@ -177,23 +177,31 @@ def test_prediction_uses_no_dropout_and_matches_the_kernels(rng):
                                rtol=KERNEL_RTOL[np.dtype(np.float64)], atol=0)
 
 
+@pytest.mark.parametrize("backend", ["auto", "numba"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("output", ["softmax", "logistic", "identity"])
+@pytest.mark.parametrize("output", ["softmax", "logistic", "identity", "exp"])
 @pytest.mark.parametrize("activation", ["tanh", "relu", "logistic", "identity"])
-def test_compiled_inference_matches_the_reference(rng, dtype, output, activation):
-    # 700 rows: three blocks of the compiled forward pass, the last one partial.
+def test_compiled_inference_matches_the_reference(rng, dtype, output, activation, backend):
+    from nnopt_fast.kernels.inference import Network
+
+    # 700 rows: several blocks of the compiled forward pass, the last one partial.
     net = nf.MLP([9, 17, 6, 4], activation=activation, output=output, dtype=dtype,
                  random_state=1)
     X = rng.normal(size=(700, 9)).astype(dtype)
     Z = np.empty((700, 4), dtype)
     ref.forward(net.coefs_, net.intercepts_, activation, X, Z)
-    want = ref.output_activation(output, Z)
-    got = net.forward(X)
-    assert got.dtype == np.dtype(dtype)
-    scale = 1.0 + np.abs(Z)
+    # "auto": the model's own forward pass; "numba": that backend's compiled pass.
+    compiled = net._network() if backend == "auto" else Network(
+        net.coefs_, net.intercepts_, activation, output, backend=backend)
+    assert compiled._net is not None  # the compiled pass, not the reference fallback
     tol = KERNEL_RTOL[np.dtype(dtype)] + (
         ACTIVATION_ATOL[np.dtype(dtype)] * 20 if activation in ("tanh", "logistic") else 0.0)
-    assert np.all(np.abs(got - want) <= tol * scale)
+    for apply_output, want in ((False, Z), (True, ref.output_activation(output, Z))):
+        got = compiled(X, apply_output)
+        assert got.dtype == np.dtype(dtype)
+        scale = 1.0 + np.abs(want) if output == "exp" and apply_output else 1.0 + np.abs(Z)
+        assert np.all(np.abs(got - want) <= tol * scale)
+    np.testing.assert_array_equal(net.forward(X), net._network()(X))
 
 
 def test_compiled_inference_rejects_nan_rows_anywhere(rng):

@@ -19,7 +19,7 @@ from nnopt_fast.kernels import reference as ref
 from nnopt_fast.kernels.numba.scalar import fast_exp
 from nnopt_fast.train.loop import make_config
 from nnopt_fast.train.state import TrainState
-from tolerances import ACTIVATION_ATOL, KERNEL_RTOL, TRAIN_LOSS_RTOL, TRAIN_WEIGHT_RTOL
+from tolerances import ACTIVATION_ATOL, TRAIN_LOSS_RTOL, TRAIN_WEIGHT_RTOL
 
 nb = get_backend("numba")
 
@@ -91,31 +91,8 @@ def test_fast_exp_accuracy_and_edges():
 
 
 # ---------------------------------------------------------------------------
-# compiled inference
+# compiled inference (its parity with the reference: tests/test_model.py)
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("output", ["softmax", "logistic", "identity", "exp"])
-@pytest.mark.parametrize("activation", ["tanh", "relu", "logistic", "identity"])
-def test_compiled_inference_matches_the_reference(rng, dtype, output, activation):
-    from nnopt_fast.kernels.inference import Network
-
-    # 700 rows: three blocks of the compiled forward pass, the last one partial.
-    net = nf.MLP([9, 17, 6, 4], activation=activation, output=output, dtype=dtype,
-                 random_state=1)
-    X = rng.normal(size=(700, 9)).astype(dtype)
-    Z = np.empty((700, 4), dtype)
-    ref.forward(net.coefs_, net.intercepts_, activation, X, Z)
-    compiled = Network(net.coefs_, net.intercepts_, activation, output, backend="numba")
-    assert compiled._net is not None  # the compiled pass, not the reference fallback
-    tol = KERNEL_RTOL[np.dtype(dtype)] + (
-        ACTIVATION_ATOL[np.dtype(dtype)] * 20 if activation in ("tanh", "logistic") else 0.0)
-    for apply_output, want in ((False, Z), (True, ref.output_activation(output, Z))):
-        got = compiled(X, apply_output)
-        assert got.dtype == np.dtype(dtype)
-        scale = 1.0 + np.abs(want) if output == "exp" and apply_output else 1.0 + np.abs(Z)
-        assert np.all(np.abs(got - want) <= tol * scale)
-
-
 def test_compiled_inference_rejects_nan_rows_anywhere(rng):
     from nnopt_fast.kernels.inference import Network
 
