@@ -13,6 +13,8 @@ after the current batch; ``stop[1] = 1`` aborts it at once (a barrier releases i
 waiters), for when a worker could not start or failed.
 """
 
+import contextlib
+import signal
 import threading
 
 import numpy as np
@@ -60,25 +62,46 @@ def run_team(worker, n_threads, stop):
             done[tid].set()
 
     threads = []
-    try:
-        for tid in range(n_threads):
-            done.append(threading.Event())
-            t = threading.Thread(target=run, args=(tid,), name=f"nnopt_fast-worker-{tid}",
-                                 daemon=True)
-            t.start()
-            threads.append(t)
-    except BaseException:
-        # A worker that could not start would leave the others waiting at a barrier.
-        stop[1] = 1
-        _wait(done[:len(threads)], stop)
-        raise
-    interrupted = _wait(done, stop)
+    with _sigint_held() as pending:
+        try:
+            for tid in range(n_threads):
+                done.append(threading.Event())
+                t = threading.Thread(target=run, args=(tid,),
+                                     name=f"nnopt_fast-worker-{tid}", daemon=True)
+                t.start()
+                threads.append(t)
+        except BaseException:
+            # A worker that could not start would leave the others waiting at a barrier.
+            stop[1] = 1
+            _wait(done[:len(threads)], stop)
+            raise
+    if pending:  # Ctrl-C while the workers started: as if pressed while they run
+        stop[0] = 1
+    interrupted = _wait(done, stop) or bool(pending)
     for t in threads:
         t.join()
     if interrupted:
         raise KeyboardInterrupt
     if errors:
         raise errors[0]
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """Hold back Ctrl-C while the workers start (main thread, Python's default handler
+    only): yields a list that records it instead. Raised inside ``Thread.start``, a
+    KeyboardInterrupt would leave a thread that already runs unwaited for, and the caller
+    would restore weights that it still writes (seen in CI)."""
+    pending = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield pending
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield pending
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _wait(done, stop):
